@@ -1,0 +1,2 @@
+//! The `vault-aws` command-line tool (being written).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Test-only helpers that start real peers. (Being written.)

@@ -1,0 +1,1 @@
+//! Vault client (being written).
