@@ -24,7 +24,6 @@ pub struct AppRole<'a> {
 /// Durations are whole seconds. Fields left `None` (or empty) are not sent,
 /// so a write changes only what is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub struct RoleConfig {
     /// Policies of the tokens issued by the role.
     #[serde(
@@ -72,7 +71,6 @@ pub struct RoleConfig {
 
 /// Parameters of a new secret id.
 #[derive(Debug, Clone, Default)]
-#[non_exhaustive]
 pub struct SecretIdRequest {
     /// Metadata attached to the secret id (shows in audit logs and token metadata).
     pub metadata: HashMap<String, String>,

@@ -69,7 +69,6 @@ impl TokenInfo {
 
 /// Parameters of `auth/token/create`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
-#[non_exhaustive]
 pub struct TokenRequest {
     /// Policies of the new token.
     #[serde(skip_serializing_if = "Vec::is_empty")]
