@@ -174,3 +174,47 @@ impl VaultAuth for TokenAuth {
         "token"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn client() -> VaultClient {
+        VaultClient::new(crate::ClientConfig::new("http://127.0.0.1:1").unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_mock_login_works_through_arc_dyn() {
+        let mut mock = MockVaultAuth::new();
+        mock.expect_method().return_const("mock");
+        mock.expect_login()
+            .times(1)
+            .returning(|_| Ok(AuthInfo::from_token(SecretString::from("hvs.mocked"))));
+        let auth: Arc<dyn VaultAuth> = Arc::new(mock);
+        let shared = Arc::clone(&auth);
+        assert_eq!(shared.method(), "mock");
+        let info = shared.login(&client()).await.unwrap();
+        assert_eq!(info.client_token.expose_secret(), "hvs.mocked");
+    }
+
+    #[test]
+    fn from_lookup_prefers_the_token_then_the_file() {
+        let a = TokenAuth::from_lookup(|k| match k {
+            "VAULT_TOKEN" => Some("hvs.abc".into()),
+            "VAULT_TOKEN_FILE" => Some("/t".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(format!("{a:?}"), "TokenAuth(static <redacted>)");
+        let b =
+            TokenAuth::from_lookup(|k| (k == "VAULT_TOKEN_FILE").then(|| "/run/t".into())).unwrap();
+        assert_eq!(format!("{b:?}"), "TokenAuth(file /run/t)");
+        let err = TokenAuth::from_lookup(|_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("neither VAULT_TOKEN nor VAULT_TOKEN_FILE is set"),
+            "{err}"
+        );
+    }
+}

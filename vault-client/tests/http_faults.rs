@@ -123,13 +123,27 @@ async fn connection_refused_is_a_retryable_transport_error() {
     let config = ClientConfig::new(&format!("http://127.0.0.1:{port}"))
         .unwrap()
         .with_backoff(Duration::from_millis(1), Duration::from_millis(2));
-    let err = VaultClient::new(config).unwrap().health().await.unwrap_err();
+    let err = VaultClient::new(config)
+        .unwrap()
+        .health()
+        .await
+        .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(
-        matches!(err, Error::Transport { kind: TransportKind::Connect, .. }),
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Connect,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert!(err.to_string().starts_with("cannot reach vault for GET /v1/sys/health"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("cannot reach vault for GET /v1/sys/health"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -144,8 +158,21 @@ async fn a_timeout_is_retryable() {
         .unwrap()
         .with_timeout(Duration::from_millis(200))
         .with_max_retries(0);
-    let err = VaultClient::new(config).unwrap().lookup_self().await.unwrap_err();
-    assert!(matches!(err, Error::Transport { kind: TransportKind::Timeout, .. }), "{err:?}");
+    let err = VaultClient::new(config)
+        .unwrap()
+        .lookup_self()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transport {
+                kind: TransportKind::Timeout,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.is_retryable());
 }
 
@@ -161,7 +188,10 @@ async fn a_malformed_body_is_a_decode_error_naming_the_endpoint() {
     assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     assert!(!err.is_retryable());
     let msg = err.to_string();
-    assert!(msg.contains("unexpected response from vault for GET /v1/auth/token/lookup-self"), "{msg}");
+    assert!(
+        msg.contains("unexpected response from vault for GET /v1/auth/token/lookup-self"),
+        "{msg}"
+    );
 
     // A success without the documented data is an error too, not a default.
     let server = MockServer::start().await;
@@ -170,7 +200,10 @@ async fn a_malformed_body_is_a_decode_error_naming_the_endpoint() {
         .mount(&server)
         .await;
     let err = client(&server).lookup_self().await.unwrap_err();
-    assert!(err.to_string().contains("the response has no data"), "{err}");
+    assert!(
+        err.to_string().contains("the response has no data"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -183,7 +216,11 @@ async fn a_non_json_error_page_is_shown_briefly() {
         .await;
     let err = client(&server).lookup_self().await.unwrap_err();
     assert!(err.is_permission_denied());
-    assert!(err.to_string().contains("non-JSON body: <h1>Forbidden by proxy</h1>"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("non-JSON body: <h1>Forbidden by proxy</h1>"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +238,12 @@ async fn sends_token_namespace_and_request_headers_and_lists_as_get() {
         .expect(1)
         .mount(&server)
         .await;
-    let keys = client(&server).with_namespace(Some("team-a")).kv2("secret").list("app").await.unwrap();
+    let keys = client(&server)
+        .with_namespace(Some("team-a"))
+        .kv2("secret")
+        .list("app")
+        .await
+        .unwrap();
     assert_eq!(keys, ["db", "sub/"]);
 }
 
@@ -234,11 +276,19 @@ async fn login_sends_no_token_and_wrapping_sets_the_header() {
         wrap_ttl: Some(Duration::from_secs(300)),
         ..Default::default()
     };
-    let generated = c.approle("approle").generate_secret_id("web", &request).await.unwrap();
+    let generated = c
+        .approle("approle")
+        .generate_secret_id("web", &request)
+        .await
+        .unwrap();
     assert_eq!(generated.accessor(), "sid-acc");
     assert!(!format!("{generated:?}").contains("wrapping-secret"));
 
-    let auth = c.approle("approle").login("rid", Some(&SecretString::from("sid"))).await.unwrap();
+    let auth = c
+        .approle("approle")
+        .login("rid", Some(&SecretString::from("sid")))
+        .await
+        .unwrap();
     assert_eq!(auth.client_token.expose_secret(), TOKEN);
     let login = server
         .received_requests()
@@ -247,7 +297,10 @@ async fn login_sends_no_token_and_wrapping_sets_the_header() {
         .into_iter()
         .find(|r| r.url.path() == "/v1/auth/approle/login")
         .unwrap();
-    assert!(!login.headers.contains_key("x-vault-token"), "login must not send a token");
+    assert!(
+        !login.headers.contains_key("x-vault-token"),
+        "login must not send a token"
+    );
 }
 
 #[tokio::test]
@@ -265,7 +318,10 @@ async fn token_file_is_read_on_every_login() {
     std::fs::write(&file, "hvs.first\n").unwrap();
     let auth = TokenAuth::from_file(&file);
     let c = client(&server).without_token();
-    assert_eq!(auth.login(&c).await.unwrap().client_token.expose_secret(), "hvs.first");
+    assert_eq!(
+        auth.login(&c).await.unwrap().client_token.expose_secret(),
+        "hvs.first"
+    );
     std::fs::write(&file, "hvs.second").unwrap();
     let info = auth.login(&c).await.unwrap();
     assert_eq!(info.client_token.expose_secret(), "hvs.second");
@@ -274,7 +330,11 @@ async fn token_file_is_read_on_every_login() {
 
     std::fs::remove_file(&file).unwrap();
     let err = auth.login(&c).await.unwrap_err();
-    assert!(err.to_string().starts_with("token login failed: cannot read token file"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("token login failed: cannot read token file"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -285,7 +345,10 @@ async fn a_refused_token_is_a_clear_auth_error() {
         .expect(1)
         .mount(&server)
         .await;
-    let err = TokenAuth::new(SecretString::from(TOKEN)).login(&client(&server)).await.unwrap_err();
+    let err = TokenAuth::new(SecretString::from(TOKEN))
+        .login(&client(&server))
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403));
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("the token was refused"), "{err}");
@@ -329,7 +392,10 @@ async fn nothing_formatted_shows_a_secret() {
         .await;
     Mock::given(method("POST"))
         .and(path("/v1/sys/wrapping/unwrap"))
-        .respond_with(vault_error(400, "wrapping token is not valid or does not exist"))
+        .respond_with(vault_error(
+            400,
+            "wrapping token is not valid or does not exist",
+        ))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -340,21 +406,48 @@ async fn nothing_formatted_shows_a_secret() {
 
     let c = client(&server);
     let mut shown = vec![format!("{c:?}")];
-    let auth = c.approle("approle").login("rid", Some(&SecretString::from(SECRET_ID))).await.unwrap();
+    let auth = c
+        .approle("approle")
+        .login("rid", Some(&SecretString::from(SECRET_ID)))
+        .await
+        .unwrap();
     shown.push(format!("{auth:?}"));
     let secret = c.kv2("secret").read("app").await.unwrap().unwrap();
     assert_eq!(secret.data.get_str("password"), Some(VALUE));
     shown.push(format!("{secret:?}"));
-    shown.push(format!("{:?}", c.request(http::Method::POST, "x").json(&json!({"secret_id": SECRET_ID}))));
+    shown.push(format!(
+        "{:?}",
+        c.request(http::Method::POST, "x")
+            .json(&json!({"secret_id": SECRET_ID}))
+    ));
 
     let mut errors = vec![
-        c.unwrap::<serde_json::Value>(&SecretString::from(WRAP)).await.unwrap_err(),
-        c.request(http::Method::GET, "broken").send().await.unwrap().json::<Vec<u8>>().unwrap_err(),
+        c.unwrap::<serde_json::Value>(&SecretString::from(WRAP))
+            .await
+            .unwrap_err(),
+        c.request(http::Method::GET, "broken")
+            .send()
+            .await
+            .unwrap()
+            .json::<Vec<u8>>()
+            .unwrap_err(),
         Error::auth("approle", "login refused", None),
-        Error::from(ClientConfig::from_lookup(|k| (k == "VAULT_TOKEN").then(|| format!("{TOKEN} x"))).unwrap_err()),
+        Error::from(
+            ClientConfig::from_lookup(|k| (k == "VAULT_TOKEN").then(|| format!("{TOKEN} x")))
+                .unwrap_err(),
+        ),
     ];
-    let refused = ClientConfig::new("http://127.0.0.1:1").unwrap().with_token(SecretString::from(TOKEN)).with_max_retries(0);
-    errors.push(VaultClient::new(refused).unwrap().lookup_self().await.unwrap_err());
+    let refused = ClientConfig::new("http://127.0.0.1:1")
+        .unwrap()
+        .with_token(SecretString::from(TOKEN))
+        .with_max_retries(0);
+    errors.push(
+        VaultClient::new(refused)
+            .unwrap()
+            .lookup_self()
+            .await
+            .unwrap_err(),
+    );
     let slow = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
@@ -365,8 +458,19 @@ async fn nothing_formatted_shows_a_secret() {
         .with_token(SecretString::from(TOKEN))
         .with_timeout(Duration::from_millis(100))
         .with_max_retries(0);
-    errors.push(VaultClient::new(timeout).unwrap().lookup_self().await.unwrap_err());
-    errors.push(c.request(http::Method::GET, "a/../b").send().await.unwrap_err());
+    errors.push(
+        VaultClient::new(timeout)
+            .unwrap()
+            .lookup_self()
+            .await
+            .unwrap_err(),
+    );
+    errors.push(
+        c.request(http::Method::GET, "a/../b")
+            .send()
+            .await
+            .unwrap_err(),
+    );
     for e in &errors {
         shown.push(format!("{e} | {e:?} | {:?}", std::error::Error::source(e)));
     }
