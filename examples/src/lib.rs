@@ -1,0 +1,14 @@
+//! Runnable programs that use the vault-aws libraries; see `src/bin/`.
+//!
+//! | program | shows |
+//! |---|---|
+//! | `approle-quickstart` | the trusted-orchestrator pattern with `vault-client`: policy, AppRole, a wrapped single-use secret_id, the consumer's unwrap and login, a least-privilege read, revocation |
+
+/// Shows the first two characters of a secret and hides the rest, for demo output.
+pub fn mask(secret: &str) -> String {
+    let shown: String = secret.chars().take(2).collect();
+    format!(
+        "{shown}{}",
+        "*".repeat(secret.chars().count().saturating_sub(2).min(10))
+    )
+}
