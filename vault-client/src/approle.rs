@@ -202,15 +202,10 @@ impl AppRole<'_> {
 
     /// `GET auth/<mount>/role/<name>`; `None` when there is no such role.
     pub async fn read_role(&self, name: &str) -> Result<Option<RoleConfig>> {
-        match self
-            .client
+        self.client
             .request(Method::GET, &self.role_path(name, ""))
-            .send_optional()
-            .await?
-        {
-            Some(response) => Ok(Some(response.data()?)),
-            None => Ok(None),
-        }
+            .data_optional()
+            .await
     }
 
     /// `DELETE auth/<mount>/role/<name>`; deleting a missing role succeeds.
@@ -225,10 +220,13 @@ impl AppRole<'_> {
     /// `LIST auth/<mount>/role`.
     pub async fn list_roles(&self) -> Result<Vec<String>> {
         let path = format!("auth/{}/role", self.mount);
-        match self.client.list_request(&path).send_optional().await? {
-            Some(response) => Ok(response.data::<Keys>()?.keys),
-            None => Ok(Vec::new()),
-        }
+        Ok(self
+            .client
+            .list_request(&path)
+            .data_optional::<Keys>()
+            .await?
+            .map(|k| k.keys)
+            .unwrap_or_default())
     }
 
     /// `GET auth/<mount>/role/<name>/role-id`.
@@ -292,15 +290,13 @@ impl AppRole<'_> {
     /// `LIST auth/<mount>/role/<name>/secret-id`: the accessors of the role's
     /// live secret ids.
     pub async fn list_secret_id_accessors(&self, name: &str) -> Result<Vec<String>> {
-        match self
+        Ok(self
             .client
             .list_request(&self.role_path(name, "/secret-id"))
-            .send_optional()
+            .data_optional::<Keys>()
             .await?
-        {
-            Some(response) => Ok(response.data::<Keys>()?.keys),
-            None => Ok(Vec::new()),
-        }
+            .map(|k| k.keys)
+            .unwrap_or_default())
     }
 
     /// `POST auth/<mount>/role/<name>/secret-id-accessor/lookup`; `None` when

@@ -437,6 +437,12 @@ impl<'a> RawRequest<'a> {
         Ok((response.status != StatusCode::NOT_FOUND).then_some(response))
     }
 
+    /// Sends the request and decodes the `data` of Vault's envelope;
+    /// `Ok(None)` on 404.
+    pub async fn data_optional<T: DeserializeOwned>(self) -> Result<Option<T>> {
+        self.send_optional().await?.map(|r| r.data()).transpose()
+    }
+
     /// Sends the request; statuses for which `accept` returns true are
     /// returned as they are, others become errors (and are retried when
     /// retryable).

@@ -232,15 +232,10 @@ impl Kv2<'_> {
 
     /// Reads the metadata; `None` when the secret does not exist.
     pub async fn read_metadata(&self, path: &str) -> Result<Option<KvMetadata>> {
-        match self
-            .client
+        self.client
             .request(Method::GET, &self.url("metadata", path))
-            .send_optional()
-            .await?
-        {
-            Some(response) => Ok(Some(response.data()?)),
-            None => Ok(None),
-        }
+            .data_optional()
+            .await
     }
 
     /// Sets the custom metadata of a secret.
@@ -261,10 +256,13 @@ impl Kv2<'_> {
     /// sub-folders (ending in `/`). A missing folder lists as empty.
     pub async fn list(&self, folder_path: &str) -> Result<Vec<String>> {
         let path = self.url("metadata", &folder(folder_path));
-        match self.client.list_request(&path).send_optional().await? {
-            Some(response) => Ok(response.data::<Keys>()?.keys),
-            None => Ok(Vec::new()),
-        }
+        Ok(self
+            .client
+            .list_request(&path)
+            .data_optional::<Keys>()
+            .await?
+            .map(|k| k.keys)
+            .unwrap_or_default())
     }
 
     /// Every secret below `prefix` (recursively), as full paths relative to

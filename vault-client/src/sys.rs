@@ -163,14 +163,9 @@ impl VaultClient {
 
     /// `GET sys/policies/acl/:name`; `None` when there is no such policy.
     pub async fn read_policy(&self, name: &str) -> Result<Option<AclPolicy>> {
-        match self
-            .request(Method::GET, &format!("sys/policies/acl/{name}"))
-            .send_optional()
-            .await?
-        {
-            Some(response) => Ok(Some(response.data()?)),
-            None => Ok(None),
-        }
+        self.request(Method::GET, &format!("sys/policies/acl/{name}"))
+            .data_optional()
+            .await
     }
 
     /// `PUT sys/policies/acl/:name`.
