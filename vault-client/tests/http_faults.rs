@@ -2,6 +2,9 @@
 //! 5xx storms, malformed bodies, refused connections, timeouts. wiremock
 //! `.expect(n)` makes each test fail when a call is missing or extra.
 
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use serde_json::json;

@@ -1,6 +1,9 @@
 //! vault-client against a real OpenBao dev server (and PostgreSQL for leases),
 //! started by testkit on free ports. Needs `scripts/install-peers`.
 
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -91,7 +94,7 @@ async fn approle_role_secret_id_and_login() {
             .list_secret_id_accessors("shop-task-role")
             .await
             .unwrap(),
-        [secret.accessor.clone()]
+        std::slice::from_ref(&secret.accessor)
     );
     let info = approle
         .lookup_secret_id_accessor("shop-task-role", &secret.accessor)

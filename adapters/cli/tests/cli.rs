@@ -1,5 +1,8 @@
 //! The `vault-aws` binary, run as a user would, against a real OpenBao.
 
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::process::{Command, Output};
 
 use testkit::OpenBao;

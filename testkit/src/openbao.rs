@@ -1,0 +1,132 @@
+//! OpenBao dev server (in memory, unsealed, root token `root`).
+
+use std::process::Output;
+use std::time::Duration;
+
+use crate::process::{PeerProcess, guarded_command};
+use crate::{http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
+
+const ROOT_TOKEN: &str = "root";
+
+/// A running `bao server -dev` on 127.0.0.1; stopped on drop.
+pub struct OpenBao {
+    // Field order matters: the process stops before its HOME is deleted.
+    process: PeerProcess,
+    port: u16,
+    tls: bool,
+    home: tempfile::TempDir,
+}
+
+impl OpenBao {
+    /// Starts `bao server -dev -dev-root-token-id=root
+    /// -dev-listen-address=127.0.0.1:P` (it also binds P+1, the cluster
+    /// listener; both are free) and waits until `GET /v1/sys/health` answers
+    /// 200. Its HOME is a fresh temporary directory (the dev server writes a
+    /// token file there).
+    pub async fn start() -> OpenBao {
+        Self::start_with(false).await
+    }
+
+    /// Like [`OpenBao::start`] but with TLS (`-dev-tls`): the server makes its
+    /// own CA and a certificate for `localhost` and `127.0.0.1`;
+    /// [`OpenBao::ca_cert`] is the CA's PEM file, and `vault-cert.pem` /
+    /// `vault-key.pem` lie beside it. [`OpenBao::addr`] is `https://`.
+    pub async fn start_tls() -> OpenBao {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(tls: bool) -> OpenBao {
+        let bao = peer_bin("bao");
+        let port = ports::free_ports(2);
+        let home = temp_dir("openbao");
+        let mut cmd = guarded_command(&[], &bao);
+        cmd.args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={ROOT_TOKEN}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ]);
+        if tls {
+            let certs = home.path().join("tls");
+            std::fs::create_dir(&certs).expect("create TLS directory");
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", certs.display()));
+        }
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path());
+        let log = home.path().join("bao.log");
+        let mut process = PeerProcess::spawn("OpenBao", cmd, log, "TERM", Duration::from_secs(5));
+        // Readiness only: the certificate is checked by the tests that use it.
+        let client = if tls {
+            reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(60))
+                .tls_danger_accept_invalid_certs(true)
+                .build()
+                .expect("build reqwest client")
+        } else {
+            http_client()
+        };
+        let scheme = if tls { "https" } else { "http" };
+        let health = format!("{scheme}://127.0.0.1:{port}/v1/sys/health");
+        process
+            .wait_ready(Duration::from_secs(30), async || {
+                http_ok(&client, &health).await
+            })
+            .await;
+        OpenBao {
+            process,
+            port,
+            tls,
+            home,
+        }
+    }
+
+    /// Base address, `http://127.0.0.1:P` (`https://` for [`OpenBao::start_tls`]).
+    pub fn addr(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// The CA certificate (PEM) of a TLS server; `None` without TLS.
+    pub fn ca_cert(&self) -> Option<std::path::PathBuf> {
+        self.tls
+            .then(|| self.home.path().join("tls").join("vault-ca.pem"))
+    }
+
+    /// The root token, `root`.
+    pub fn root_token(&self) -> &str {
+        ROOT_TOKEN
+    }
+
+    /// Process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything the server printed so far.
+    pub fn logs(&self) -> String {
+        self.process.logs()
+    }
+
+    /// Runs the `bao` CLI against this server as root, e.g.
+    /// `bao(&["auth", "enable", "approle"])`; panics showing stderr when it
+    /// fails.
+    pub async fn bao(&self, args: &[&str]) -> Output {
+        let addr = self.addr();
+        let mut cmd = tokio::process::Command::new(peer_bin("bao"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("BAO_ADDR", &addr)
+            .env("VAULT_ADDR", &addr)
+            .env("BAO_TOKEN", ROOT_TOKEN)
+            .env("VAULT_TOKEN", ROOT_TOKEN);
+        if let Some(ca) = self.ca_cert() {
+            cmd.env("BAO_CACERT", &ca).env("VAULT_CACERT", &ca);
+        }
+        run_ok(&format!("bao {}", args.join(" ")), &mut cmd).await
+    }
+}
