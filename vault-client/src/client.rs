@@ -387,8 +387,8 @@ impl<'a> RawRequest<'a> {
         self
     }
 
-    /// Adds a header. Values of `X-Vault-Token`-like headers are marked
-    /// sensitive so HTTP layers do not log them.
+    /// Adds a header. Its value is marked sensitive, so HTTP layers do not
+    /// log it (it may carry a token).
     pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
         value.set_sensitive(true);
         self.headers.insert(name, value);
