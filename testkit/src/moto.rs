@@ -101,7 +101,10 @@ impl Moto {
     /// Turns SigV4 verification on (`POST /moto-api/reset-auth`, body `0`):
     /// from now on only requests signed with the key of an existing IAM user
     /// succeed; others get 403 (`InvalidClientTokenId`,
-    /// `SignatureDoesNotMatch`). moto does not check the request date.
+    /// `SignatureDoesNotMatch`). moto does not check the request date. A
+    /// request with no `Authorization` header at all gets 500 from moto
+    /// (`KeyError: HTTP_AUTHORIZATION`), not 403: test refusals with a badly
+    /// signed request instead.
     pub async fn enable_sigv4_verification(&self) {
         self.moto_api("reset-auth", Some("0")).await;
     }

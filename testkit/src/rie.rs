@@ -30,7 +30,9 @@ pub struct RieConfig {
 /// It runs in a private mount namespace where a temporary directory is
 /// bind-mounted over `/opt` (`unshare --mount` as root, else
 /// `unshare --user --map-root-user --mount`). RIE initializes lazily: the
-/// extensions register and the function starts on the first invoke.
+/// extensions register and the function starts on the first invoke. On
+/// SIGTERM the extensions get a `SHUTDOWN` event whose `shutdownReason` is
+/// `SandboxTerminated` (not one of Lambda's `spindown|timeout|failure`).
 pub struct Rie {
     process: PeerProcess,
     emulator_port: u16,

@@ -27,7 +27,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 /// own token ([`VaultClient::with_token`]) or namespace
 /// ([`VaultClient::with_namespace`]). Retryable failures (connection errors,
 /// timeouts, 429, 5xx) are retried with exponential backoff and jitter; other
-/// 4xx never are.
+/// 4xx never are. As in Vault's own client, every method is retried: a POST
+/// that timed out after Vault acted on it (generating a secret_id, say) may
+/// act twice. Use [`RawRequest::no_retry`] where that matters.
 ///
 /// `Debug` shows the address and whether a token is set, never the token.
 #[derive(Clone)]
