@@ -147,12 +147,6 @@ pub struct SecretIdInfo {
 }
 
 #[derive(Deserialize)]
-struct Keys {
-    #[serde(default, deserialize_with = "nullable")]
-    keys: Vec<String>,
-}
-
-#[derive(Deserialize)]
 struct SecretIdData {
     secret_id: SecretString,
     secret_id_accessor: String,
@@ -220,13 +214,7 @@ impl AppRole<'_> {
     /// `LIST auth/<mount>/role`.
     pub async fn list_roles(&self) -> Result<Vec<String>> {
         let path = format!("auth/{}/role", self.mount);
-        Ok(self
-            .client
-            .list_request(&path)
-            .data_optional::<Keys>()
-            .await?
-            .map(|k| k.keys)
-            .unwrap_or_default())
+        self.client.list_request(&path).keys().await
     }
 
     /// `GET auth/<mount>/role/<name>/role-id`.
@@ -290,13 +278,10 @@ impl AppRole<'_> {
     /// `LIST auth/<mount>/role/<name>/secret-id`: the accessors of the role's
     /// live secret ids.
     pub async fn list_secret_id_accessors(&self, name: &str) -> Result<Vec<String>> {
-        Ok(self
-            .client
+        self.client
             .list_request(&self.role_path(name, "/secret-id"))
-            .data_optional::<Keys>()
-            .await?
-            .map(|k| k.keys)
-            .unwrap_or_default())
+            .keys()
+            .await
     }
 
     /// `POST auth/<mount>/role/<name>/secret-id-accessor/lookup`; `None` when

@@ -445,6 +445,21 @@ impl<'a> RawRequest<'a> {
         self.send_optional().await?.map(|r| r.data()).transpose()
     }
 
+    /// Sends a `LIST` and returns the `keys` of its `data`; a 404 (Vault's
+    /// answer for an empty folder) lists as empty.
+    pub async fn keys(self) -> Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Keys {
+            #[serde(default, deserialize_with = "crate::types::nullable")]
+            keys: Vec<String>,
+        }
+        Ok(self
+            .data_optional::<Keys>()
+            .await?
+            .map(|k| k.keys)
+            .unwrap_or_default())
+    }
+
     /// Sends the request; statuses for which `accept` returns true are
     /// returned as they are, others become errors (and are retried when
     /// retryable).

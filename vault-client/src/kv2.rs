@@ -146,12 +146,6 @@ struct ReadData {
 }
 
 #[derive(Deserialize)]
-struct Keys {
-    #[serde(default, deserialize_with = "nullable")]
-    keys: Vec<String>,
-}
-
-#[derive(Deserialize)]
 struct DetailedKeys {
     #[serde(default, deserialize_with = "nullable")]
     keys: Vec<String>,
@@ -256,13 +250,7 @@ impl Kv2<'_> {
     /// sub-folders (ending in `/`). A missing folder lists as empty.
     pub async fn list(&self, folder_path: &str) -> Result<Vec<String>> {
         let path = self.url("metadata", &folder(folder_path));
-        Ok(self
-            .client
-            .list_request(&path)
-            .data_optional::<Keys>()
-            .await?
-            .map(|k| k.keys)
-            .unwrap_or_default())
+        self.client.list_request(&path).keys().await
     }
 
     /// Every secret below `prefix` (recursively), as full paths relative to
