@@ -160,6 +160,21 @@ impl Error {
         }
     }
 
+    /// The kind of transport failure, `None` when Vault answered (or the
+    /// error is not about the transport).
+    pub fn transport_kind(&self) -> Option<TransportKind> {
+        match self {
+            Self::Transport { kind, .. } => Some(*kind),
+            Self::Auth {
+                source: Some(source),
+                ..
+            } => source
+                .downcast_ref::<Error>()
+                .and_then(Error::transport_kind),
+            _ => None,
+        }
+    }
+
     /// Vault's `errors` strings, empty when Vault did not answer with any.
     pub fn vault_errors(&self) -> &[String] {
         match self {
@@ -261,5 +276,6 @@ mod tests {
         assert_eq!(e.status(), Some(503));
         let e = Error::auth("approle", "login refused", Some(Box::new(api(400))));
         assert!(!e.is_retryable());
+        assert_eq!(e.transport_kind(), None);
     }
 }

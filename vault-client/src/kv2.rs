@@ -313,18 +313,25 @@ impl Kv2<'_> {
 
     /// Soft-deletes the given versions.
     pub async fn delete_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
-        self.client
-            .request(Method::POST, &self.url("delete", path))
-            .json(&json!({ "versions": versions }))
-            .send()
-            .await?;
-        Ok(())
+        self.versions_op(Method::POST, "delete", path, versions)
+            .await
     }
 
     /// Permanently destroys the given versions.
     pub async fn destroy_versions(&self, path: &str, versions: &[u64]) -> Result<()> {
+        self.versions_op(Method::PUT, "destroy", path, versions)
+            .await
+    }
+
+    async fn versions_op(
+        &self,
+        method: Method,
+        kind: &str,
+        path: &str,
+        versions: &[u64],
+    ) -> Result<()> {
         self.client
-            .request(Method::PUT, &self.url("destroy", path))
+            .request(method, &self.url(kind, path))
             .json(&json!({ "versions": versions }))
             .send()
             .await?;
