@@ -483,6 +483,53 @@ pub async fn create_assumable_role(
     arn
 }
 
+/// Temporary credentials from [`assume_role_unsigned`].
+#[derive(Debug, Clone)]
+pub struct TempCredentials {
+    /// `ASIA...`
+    pub access_key_id: String,
+    /// The secret key.
+    pub secret_access_key: String,
+    /// The session token.
+    pub session_token: String,
+    /// ISO 8601 expiry as moto gives it.
+    pub expiration: String,
+}
+
+/// `sts:AssumeRole` through moto's query API with a placeholder signature:
+/// call it before SigV4 verification is enabled. moto remembers the
+/// temporary key, so requests signed with it verify afterwards (the shape of
+/// ECS task-role or Lambda credentials).
+pub async fn assume_role_unsigned(moto: &crate::Moto, role_arn: &str, session: &str) -> TempCredentials {
+    let body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
+        url_encode(role_arn),
+        url_encode(session)
+    );
+    let resp = crate::http_client()
+        .post(moto.endpoint())
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=AKIATESTKIT/20250101/us-east-1/sts/aws4_request, \
+             SignedHeaders=host, Signature=0",
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("moto AssumeRole");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "moto AssumeRole: {status}: {text}");
+    let get = |tag: &str| xml_text(&text, tag).unwrap_or_else(|| panic!("no <{tag}> in {text}"));
+    TempCredentials {
+        access_key_id: get("AccessKeyId"),
+        secret_access_key: get("SecretAccessKey"),
+        session_token: get("SessionToken"),
+        expiration: get("Expiration"),
+    }
+}
+
 async fn iam_call(moto: &crate::Moto, params: &[(&str, &str)]) -> String {
     let mut body = String::from("Version=2010-05-08");
     for (k, v) in params {

@@ -45,7 +45,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use iam_login::{
-    IamLoginServer, IamLoginServerBuilder, ObservedLogin, canonical_arn, create_assumable_role,
+    IamLoginServer, IamLoginServerBuilder, ObservedLogin, TempCredentials, assume_role_unsigned,
+    canonical_arn, create_assumable_role,
 };
 pub use moto::{AwsUser, Moto};
 pub use openbao::OpenBao;

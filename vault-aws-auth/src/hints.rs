@@ -10,9 +10,8 @@ impl AwsAuthError {
     pub fn into_vault_error(self, method: &'static str) -> Error {
         let message = self.to_string();
         let source: Option<Box<dyn std::error::Error + Send + Sync + 'static>> = match self {
-            Self::NoCredentials { source, .. }
-            | Self::CredentialsFailed { source, .. }
-            | Self::AssumeRole { source, .. } => source,
+            // CredentialsFailed already carries its causes' text in the message.
+            Self::NoCredentials { source, .. } | Self::AssumeRole { source, .. } => source,
             Self::Imds {
                 source: Some(s), ..
             } => Some(Box::new(s)),

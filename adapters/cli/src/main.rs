@@ -3,6 +3,8 @@
 //! Vault connection settings come from the standard variables (`VAULT_ADDR`,
 //! `VAULT_TOKEN`, `VAULT_CACERT`, ...; see `vault_client::ClientConfig`).
 
+mod login;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -34,6 +36,11 @@ enum Command {
     Vault {
         #[command(subcommand)]
         command: VaultCommand,
+    },
+    /// Log in to Vault with AWS credentials (aws auth method) and print the token.
+    Login {
+        #[command(subcommand)]
+        command: login::LoginCommand,
     },
 }
 
@@ -120,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vault {
             command: VaultCommand::Health { format },
         } => health(&client(cli.address.as_deref())?, format).await,
+        Command::Login { command } => login::run(&client(cli.address.as_deref())?, command).await,
     }
 }
 
