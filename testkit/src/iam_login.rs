@@ -154,18 +154,27 @@ struct ServerState {
     counter: AtomicU64,
 }
 
-fn vault_error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "errors": [message.into()] }))).into_response()
+/// A Vault-shaped refusal: status and `{"errors": [message]}`.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "errors": [self.1] }))).into_response()
+    }
 }
 
-fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
+fn vault_error(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal(status, message.into())
+}
+
+fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Refusal> {
     body.get(name)
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or_else(|| vault_error(StatusCode::BAD_REQUEST, format!("missing {name}")))
 }
 
-fn b64(body: &Value, name: &str) -> Result<String, Response> {
+fn b64(body: &Value, name: &str) -> Result<String, Refusal> {
     let raw = B64.decode(field(body, name)?).map_err(|e| {
         vault_error(
             StatusCode::BAD_REQUEST,
@@ -217,17 +226,19 @@ async fn login(
         return vault_error(
             StatusCode::NOT_FOUND,
             format!("no handler for route \"auth/{path}\". route entry not found."),
-        );
+        )
+        .into_response();
     }
     let Some(Json(body)) = body else {
-        return vault_error(StatusCode::BAD_REQUEST, "failed to parse JSON input");
+        return vault_error(StatusCode::BAD_REQUEST, "failed to parse JSON input").into_response();
     };
     match handle(&state, &body).await {
-        Ok(r) | Err(r) => r,
+        Ok(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
-async fn handle(state: &ServerState, body: &Value) -> Result<Response, Response> {
+async fn handle(state: &ServerState, body: &Value) -> Result<Response, Refusal> {
     let config = &state.config;
     let method = field(body, "iam_http_request_method")?;
     if method != "POST" {
@@ -500,7 +511,11 @@ pub struct TempCredentials {
 /// call it before SigV4 verification is enabled. moto remembers the
 /// temporary key, so requests signed with it verify afterwards (the shape of
 /// ECS task-role or Lambda credentials).
-pub async fn assume_role_unsigned(moto: &crate::Moto, role_arn: &str, session: &str) -> TempCredentials {
+pub async fn assume_role_unsigned(
+    moto: &crate::Moto,
+    role_arn: &str,
+    session: &str,
+) -> TempCredentials {
     let body = format!(
         "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
         url_encode(role_arn),

@@ -89,7 +89,9 @@ async fn login_aws_with_ecs_and_environment_credentials() {
     assert_eq!(json["method"], "aws-iam");
     assert_eq!(json["metadata"]["canonical_arn"], task_role.as_str());
     assert!(
-        server.observed()[0].headers.contains_key("x-amz-security-token"),
+        server.observed()[0]
+            .headers
+            .contains_key("x-amz-security-token"),
         "the session token of the task credentials is sent"
     );
     assert!(json.get("client_token").is_none(), "{json}");
