@@ -17,7 +17,9 @@ use vault_aws_benches::{Latencies, Table, fmt_duration};
 use vault_client::{ClientConfig, VaultAuth, VaultClient};
 
 fn auth(provider: SharedCredentialsProvider, server_id: bool) -> AwsIamAuth {
-    let mut b = AwsIamAuth::builder().role("app").credentials_provider(provider);
+    let mut b = AwsIamAuth::builder()
+        .role("app")
+        .credentials_provider(provider);
     if server_id {
         b = b.server_id("vault.example.com");
     }

@@ -54,9 +54,17 @@ pub struct IamLoginServerBuilder {
     roles: HashMap<String, Vec<String>>,
     policies: Vec<String>,
     ttl: u64,
+    sts_region: Option<String>,
 }
 
 impl IamLoginServerBuilder {
+    /// Like Vault's `sts_endpoint`/`sts_region` config: forward every login to
+    /// the STS of this region, whatever URL the client signed; a signature
+    /// scoped to another region is then refused as real STS refuses it.
+    pub fn sts_region(mut self, region: &str) -> Self {
+        self.sts_region = Some(region.to_owned());
+        self
+    }
     /// The mount (default `aws`).
     pub fn mount(mut self, mount: &str) -> Self {
         self.mount = mount.trim_matches('/').to_owned();
@@ -133,6 +141,7 @@ impl IamLoginServer {
             roles: HashMap::new(),
             policies: vec!["default".to_owned()],
             ttl: 768 * 3600,
+            sts_region: None,
         }
     }
 
@@ -257,7 +266,7 @@ async fn handle(state: &ServerState, body: &Value) -> Result<Response, Refusal> 
         )
     })?;
     let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
-    let Some(endpoint_region) = sts_region(&host).filter(|_| parsed.scheme() == "https") else {
+    let Some(url_region) = sts_region(&host).filter(|_| parsed.scheme() == "https") else {
         return Err(vault_error(
             StatusCode::BAD_REQUEST,
             format!("iam_request_url {url} is not an https STS endpoint"),
@@ -331,6 +340,7 @@ async fn handle(state: &ServerState, body: &Value) -> Result<Response, Refusal> 
             ));
         }
     }
+    let endpoint_region = config.sts_region.clone().unwrap_or(url_region);
     // Real STS refuses a credential scope of another region; moto does not check it.
     let scope_region = authorization
         .split("Credential=")

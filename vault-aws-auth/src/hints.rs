@@ -62,10 +62,12 @@ fn hint(method: &str, mount: &str, role: &str, status: u16, words: &str) -> Stri
         "the mount requires X-Vault-AWS-IAM-Server-ID: set VAULT_IAM_SERVER_ID to the mount's \
          iam_server_id_header_value"
             .into()
-    } else if w.contains("credential should be scoped")
-        || w.contains("signaturedoesnotmatch")
-        || w.contains("region")
-    {
+    } else if w.contains("signaturedoesnotmatch") && !w.contains("credential should be scoped") {
+        "STS could not verify the signature: the secret key does not belong to the access key, the \
+         clock is off, or the signing region differs from the one Vault forwards to (set \
+         VAULT_STS_ENDPOINT_REGION to the region of Vault's sts_endpoint)"
+            .into()
+    } else if w.contains("credential should be scoped") || w.contains("region") {
         "the STS endpoint and the signing region must match what the Vault server forwards to (its \
          sts_endpoint/sts_region): set VAULT_STS_ENDPOINT_REGION to that region, or unset it for the \
          global endpoint (us-east-1); also check the clock"

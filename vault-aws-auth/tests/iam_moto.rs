@@ -271,6 +271,35 @@ async fn login_end_to_end_through_a_vault_like_server() {
     );
     assert!(!msg.contains("wrong-secret-key"), "{msg}");
 
+    // Vault configured for a regional STS while the client signs for the
+    // global endpoint: STS refuses the credential scope; the hint names the fix.
+    let regional_vault = IamLoginServer::builder(&moto.endpoint())
+        .sts_region("eu-west-1")
+        .role("app", &[&user.arn])
+        .start()
+        .await;
+    let e = base()
+        .role("app")
+        .build()
+        .unwrap()
+        .login(&vault(&regional_vault.addr()))
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("Credential should be scoped to a valid region")
+            && msg.contains("set VAULT_STS_ENDPOINT_REGION"),
+        "{msg}"
+    );
+    base()
+        .role("app")
+        .sts_region("eu-west-1")
+        .build()
+        .unwrap()
+        .login(&vault(&regional_vault.addr()))
+        .await
+        .unwrap();
+
     let e = base()
         .role("app")
         .mount("aws-other")
