@@ -102,16 +102,18 @@ async fn login_aws_with_ecs_and_environment_credentials() {
         0o600
     );
 
-    // Environment credentials, regional endpoint from AWS_STS_REGIONAL_ENDPOINTS,
-    // server id from the environment: the bare token on stdout.
+    // Lambda's shape: session credentials in the environment; regional
+    // endpoint from AWS_STS_REGIONAL_ENDPOINTS, server id from the
+    // environment: the bare token on stdout.
     let out = vault_aws(
         &["login", "aws"],
         &[
             ("VAULT_ADDR", &addr),
-            ("VAULT_AUTH_ROLE", "app"),
+            ("VAULT_AUTH_ROLE", "task"),
             ("VAULT_IAM_SERVER_ID", "vault.example.com"),
-            ("AWS_ACCESS_KEY_ID", &user.access_key_id),
-            ("AWS_SECRET_ACCESS_KEY", &user.secret_access_key),
+            ("AWS_ACCESS_KEY_ID", &task.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", &task.secret_access_key),
+            ("AWS_SESSION_TOKEN", &task.session_token),
             ("AWS_STS_REGIONAL_ENDPOINTS", "regional"),
             ("AWS_REGION", "ap-southeast-2"),
         ],
@@ -165,5 +167,66 @@ async fn login_aws_without_credentials_names_the_sources_tried() {
         text(&out.stderr).contains("VAULT_AUTH_ROLE"),
         "{}",
         text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_ec2_prints_json_and_keeps_the_nonce() {
+    let imds = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+        .expect(1)
+        .mount(&imds)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/latest/dynamic/instance-identity/pkcs7"))
+        .and(header("x-aws-ec2-metadata-token", "imds-token"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("MIIA\nBBB\n"))
+        .expect(1)
+        .mount(&imds)
+        .await;
+    let vault = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/auth/aws/login"))
+        .and(wiremock::matchers::body_json(
+            serde_json::json!({"pkcs7": "MIIABBB", "role": "web"}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "auth": {"client_token": "hvs.ec2", "accessor": "acc-ec2", "policies": ["web"],
+                     "metadata": {"nonce": "vault-nonce", "instance_id": "i-1"},
+                     "lease_duration": 600, "renewable": true}
+        })))
+        .expect(1)
+        .mount(&vault)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let nonce = dir.path().join("nonce");
+    let out = vault_aws(
+        &[
+            "login",
+            "ec2",
+            "--role",
+            "web",
+            "--format",
+            "json",
+            "--nonce-file",
+            nonce.to_str().unwrap(),
+        ],
+        &[
+            ("VAULT_ADDR", &vault.uri()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds.uri()),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["client_token"], "hvs.ec2");
+    assert_eq!(json["method"], "ec2");
+    assert_eq!(json["lease_duration"], 600);
+    assert_eq!(std::fs::read_to_string(&nonce).unwrap(), "vault-nonce");
+    assert_eq!(
+        std::fs::metadata(&nonce).unwrap().permissions().mode() & 0o777,
+        0o600
     );
 }
