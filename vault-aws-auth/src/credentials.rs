@@ -126,7 +126,7 @@ impl CredentialSource {
     }
 
     fn map_provider_error(&self, e: CredentialsError) -> AwsAuthError {
-        let detail = aws_smithy_types_display(&e);
+        let detail = error_chain_text(&e);
         match e {
             CredentialsError::CredentialsNotLoaded(_) if self.injected.is_none() => {
                 AwsAuthError::NoCredentials {
@@ -212,7 +212,7 @@ pub(crate) fn check_expiry(creds: &Credentials, provider: &str) -> Result<(), Aw
 }
 
 /// The error and its causes on one line (the SDK's errors say little at the top level).
-fn aws_smithy_types_display(e: &(dyn std::error::Error + 'static)) -> String {
+fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
@@ -236,5 +236,5 @@ where
         let message = service.message().unwrap_or("");
         return format!("{code}: {message}");
     }
-    aws_smithy_types_display(e)
+    error_chain_text(e)
 }

@@ -38,14 +38,6 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-fn fastrand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
