@@ -17,9 +17,9 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret".to_owned());
     let tmp = dir.join(format!(
-        ".{name}.tmp-{}-{}",
+        ".{name}.tmp-{}-{:016x}",
         std::process::id(),
-        fastrand_suffix()
+        fastrand::u64(..)
     ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
