@@ -1,13 +1,68 @@
-//! AppRole provisioning as a trusted orchestrator, credential delivery, AppRole login.
+//! AppRole provisioning as a trusted orchestrator, credential delivery
+//! through S3, AppRole login, and the CloudFormation custom resource
+//! (`Custom::VaultAuth`) protocol.
 //!
-//! **Status: planned.** This crate reserves its place in the workspace; its code
-//! arrives with the "vault-approle" issue. Nothing here is usable yet.
+//! An orchestrator (the `adapters/lambda-approle` Lambda, or any program)
+//! creates one AppRole per service, named after the service's IAM role and
+//! bound to the policy `<service>-<environment>`, and delivers its role_id and
+//! secret_id (plain and reusable with a TTL, or wrapped and single-use) to a
+//! [`CredentialStore`]. The service's containers (`adapters/ecs-exec`) read
+//! them and log in with [`AppRoleAuth`].
 //!
-//! What it will provide:
+//! ```no_run
+//! use std::sync::Arc;
+//! use vault_approle::{AppRoleAuth, Provisioner, ProvisionerOptions, RoleSpec, S3CredentialStore};
+//! use vault_client::{TokenAuth, VaultAuth, VaultClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let lookup = |k: &str| std::env::var(k).ok();
+//! let client = VaultClient::from_env()?;
+//! let store = Arc::new(S3CredentialStore::from_lookup(lookup)?);
+//! let admin: Arc<dyn VaultAuth> = Arc::new(TokenAuth::from_lookup(lookup)?);
+//! let provisioner = Provisioner::new(client.clone(), admin, store.clone(), ProvisionerOptions::default());
+//!
+//! // Policy "shop-dev" must exist; the role is "shop-task".
+//! let spec = RoleSpec::builder("shop", "dev", "arn:aws:iam::123456789012:role/shop-task").build()?;
+//! let done = provisioner.provision(&spec).await?;
+//! println!("role {} delivered to {}", done.role_name, done.location);
+//!
+//! // The consumer:
+//! let auth = AppRoleAuth::from_store("approle", store, "shop-task");
+//! let token = auth.login(&client).await?;
+//! # let _ = token; Ok(()) }
+//! ```
 //!
 //! | piece | does |
 //! |---|---|
-//! | `Provisioner` | creates, updates, rotates and deletes an AppRole per service, bound to the policy `<service>-<environment>`, idempotently |
-//! | `CredentialStore` | where role_id and secret_id (or a wrapping token) are delivered: `S3CredentialStore` (SSE-KMS) or a directory |
-//! | `AppRoleAuth` | the consumer's login, unwrapping a wrapped secret_id once; implements `vault_client::VaultAuth` |
-//! | custom resource | the CloudFormation `Custom::VaultAuth` protocol used by `adapters/lambda-approle` |
+//! | [`RoleSpec`], [`role_name_from_iam`] | what a role looks like; validated, with errors naming the field |
+//! | [`Provisioner`] | `provision`, `update`, `rotate_secret_id`, `deprovision`: idempotent; the policy must exist |
+//! | [`CredentialStore`] | [`S3CredentialStore`] (SSE-KMS or AES256, key `<prefix><role>`), [`DirectoryCredentialStore`] (0600 files) |
+//! | [`AppRoleAuth`] | a [`vault_client::VaultAuth`]: role_id/secret_id from values, files or a store; unwraps a wrapped secret_id once |
+//! | [`S3TokenAuth`] | a [`vault_client::VaultAuth`] for an orchestrator token kept in S3 |
+//! | [`cfn`] | the custom resource protocol: parse, act, always answer |
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `test-util` | `MockCredentialStore` (mockall) |
+
+mod auth;
+pub mod cfn;
+mod error;
+mod provision;
+mod s3;
+mod spec;
+mod store;
+
+pub use auth::{AppRoleAuth, S3TokenAuth};
+pub use error::{Error, Result};
+pub use provision::{
+    DEFAULT_ROTATION_GRACE, DEFAULT_WRAP_TTL, Provisioned, Provisioner, ProvisionerOptions,
+};
+pub use s3::{DEFAULT_PREFIX, S3Access, S3CredentialStore, S3CredentialStoreBuilder, S3Encryption};
+pub use spec::{
+    DEFAULT_SECRET_ID_TTL, DEFAULT_TOKEN_MAX_TTL, DEFAULT_TOKEN_TTL, DeliveryMode, RoleSpec,
+    RoleSpecBuilder, is_valid_role_name, role_name_from_iam,
+};
+#[cfg(any(test, feature = "test-util"))]
+pub use store::MockCredentialStore;
+pub use store::{CredentialStore, Credentials, DirectoryCredentialStore};

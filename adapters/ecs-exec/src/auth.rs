@@ -1,0 +1,56 @@
+//! How vault-exec logs in: the one place to add a login method (the
+//! workspace's shared "auth from environment" builder replaces this after the
+//! merge, adding AWS IAM).
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use vault_approle::{AppRoleAuth, S3CredentialStore, role_name_from_iam};
+use vault_client::{TokenAuth, VaultAuth};
+
+/// In order:
+/// 1. `VAULT_ROLE_ID[_FILE]` (+ `VAULT_SECRET_ID[_FILE]`): AppRole from values/files;
+/// 2. `VAULT_APPROLE_S3_BUCKET`: AppRole with the credentials delivered to S3
+///    for `VAULT_APPROLE_ROLE`, else for the role derived from `iam_role`
+///    (the `--iam-role` flag) or the discovered task role;
+/// 3. `VAULT_TOKEN` / `VAULT_TOKEN_FILE`.
+pub async fn auth_from_lookup<F>(
+    lookup: F,
+    iam_role: Option<&str>,
+) -> anyhow::Result<(Arc<dyn VaultAuth>, String)>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let get = |name: &str| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if get("VAULT_ROLE_ID").is_some() || get("VAULT_ROLE_ID_FILE").is_some() {
+        let auth = AppRoleAuth::from_lookup(&lookup)?;
+        return Ok((Arc::new(auth), "approle (configured role_id)".into()));
+    }
+    if get("VAULT_APPROLE_S3_BUCKET").is_some() {
+        let role = match get("VAULT_APPROLE_ROLE") {
+            Some(role) => role,
+            None => {
+                let iam = match iam_role {
+                    Some(r) => r.to_owned(),
+                    None => crate::role::discover(&lookup).await?,
+                };
+                role_name_from_iam(&iam).with_context(|| format!("the IAM role {iam}"))?
+            }
+        };
+        let store = S3CredentialStore::from_lookup(&lookup)?;
+        let mount = get("VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into());
+        let auth = AppRoleAuth::from_store(&mount, Arc::new(store), role.clone());
+        return Ok((
+            Arc::new(auth),
+            format!("approle role {role} (credentials from S3)"),
+        ));
+    }
+    let auth = TokenAuth::from_lookup(&lookup).context(
+        "no Vault login configured: set VAULT_APPROLE_S3_BUCKET (delivered AppRole credentials), VAULT_ROLE_ID, or VAULT_TOKEN",
+    )?;
+    Ok((Arc::new(auth), "token".into()))
+}

@@ -1,0 +1,222 @@
+//! The `bootstrap` binary under the AWS Lambda Runtime Interface Emulator,
+//! against a real OpenBao and moto S3, answering a wiremock ResponseURL.
+
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use serde_json::{Value, json};
+use testkit::{Moto, OpenBao, Rie, RieConfig};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BUCKET: &str = "cfn-creds";
+
+fn event(kind: &str, n: u32, cfn: &MockServer, physical: Option<&str>, props: Value) -> Value {
+    let mut e = json!({
+        "RequestType": kind,
+        "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", cfn.uri()),
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
+        "RequestId": format!("req-{n}"),
+        "ResourceType": "Custom::VaultAuth",
+        "LogicalResourceId": "ShopVaultAuth",
+        "ResourceProperties": props,
+    });
+    if let Some(p) = physical {
+        e["PhysicalResourceId"] = json!(p);
+    }
+    e
+}
+
+async fn answer(cfn: &MockServer, n: u32) -> Value {
+    let received = cfn.received_requests().await.unwrap();
+    let r = received
+        .iter()
+        .find(|r| r.url.path() == format!("/cfn/{n}"))
+        .unwrap_or_else(|| panic!("no answer for event {n}"));
+    assert_eq!(
+        r.headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b""[..])
+    );
+    assert!(r.body.len() <= 4096);
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["RequestId"], format!("req-{n}"));
+    assert_eq!(body["LogicalResourceId"], "ShopVaultAuth");
+    body
+}
+
+#[tokio::test]
+async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
+    let bao = OpenBao::start().await;
+    let moto = Moto::start().await;
+    bao.bao(&["auth", "enable", "approle"]).await;
+    let policy = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        policy.path(),
+        r#"path "secret/*" { capabilities = ["read"] }"#,
+    )
+    .unwrap();
+    bao.bao(&[
+        "policy",
+        "write",
+        "shop-dev",
+        policy.path().to_str().unwrap(),
+    ])
+    .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
+            .endpoint_url(moto.endpoint())
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let cfn = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cfn)
+        .await;
+
+    let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"));
+    let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = [
+            ("VAULT_ADDR", bao.addr()),
+            ("VAULT_TOKEN", bao.root_token().to_owned()),
+            ("AWS_ENDPOINT_URL_S3", moto.endpoint()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "AKIATEST".into()),
+            ("AWS_SECRET_ACCESS_KEY", "secret".into()),
+            ("VAULT_APPROLE_ROTATION_GRACE", "0s".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    };
+    let rie = Rie::start(RieConfig {
+        bootstrap: bootstrap.clone(),
+        env: env(&[("VAULT_APPROLE_S3_BUCKET", BUCKET)]),
+        ..RieConfig::default()
+    })
+    .await;
+
+    let props = json!({"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
+        "Iam": "arn:aws:iam::123456789012:role/ShopTask"});
+    let (status, out) = rie
+        .invoke(&event("Create", 1, &cfn, None, props.clone()))
+        .await;
+    assert_eq!(status, 200, "{out}\n{}", rie.logs());
+    let body = answer(&cfn, 1).await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}\n{}", rie.logs());
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    assert_eq!(
+        body["Data"]["CredentialsLocation"],
+        format!("s3://{BUCKET}/vault/approle/shoptask")
+    );
+    let role = String::from_utf8(
+        bao.bao(&["read", "-format=json", "auth/approle/role/shoptask"])
+            .await
+            .stdout,
+    )
+    .unwrap();
+    assert!(role.contains("shop-dev"), "{role}");
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("vault/approle/shoptask")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+    let object = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("vault/approle/shoptask")
+        .send()
+        .await
+        .unwrap();
+    let object: Value =
+        serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap();
+    let secret_id = object["secret_id"].as_str().unwrap().to_owned();
+
+    // Invalid properties: answered FAILED with the reason.
+    let (status, _) = rie
+        .invoke(&event(
+            "Create",
+            2,
+            &cfn,
+            None,
+            json!({"Service": "shop", "Iam": "X"}),
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let body = answer(&cfn, 2).await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("property Environment"),
+        "{body}"
+    );
+
+    // Delete removes the role and the object.
+    let (status, _) = rie
+        .invoke(&event("Delete", 3, &cfn, Some("shoptask"), props.clone()))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer(&cfn, 3).await["Status"], "SUCCESS");
+    let root =
+        vault_client::VaultClient::new(vault_client::ClientConfig::new(&bao.addr()).unwrap())
+            .unwrap()
+            .with_token(vault_client::SecretString::from(bao.root_token()));
+    assert!(
+        root.approle("approle")
+            .read_role("shoptask")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("vault/approle/shoptask")
+            .send()
+            .await
+            .is_err()
+    );
+    let logs = rie.shutdown().await;
+    assert!(logs.contains("credentials delivered"), "{logs}");
+    assert!(!logs.contains(&secret_id), "no secret_id in the logs");
+
+    // A misconfigured function still answers every event, naming the problem.
+    let rie = Rie::start(RieConfig {
+        bootstrap,
+        env: env(&[]),
+        ..RieConfig::default()
+    })
+    .await;
+    let (status, _) = rie.invoke(&event("Create", 4, &cfn, None, props)).await;
+    assert_eq!(status, 200, "{}", rie.logs());
+    let body = answer(&cfn, 4).await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("VAULT_APPROLE_S3_BUCKET"),
+        "{body}"
+    );
+}

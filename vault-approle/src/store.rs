@@ -1,0 +1,337 @@
+//! Where role_id and secret_id (or a wrapping token) are delivered:
+//! the [`CredentialStore`] trait, [`Credentials`], and
+//! [`DirectoryCredentialStore`].
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// What a consumer needs to log in with AppRole.
+///
+/// Serialized as JSON `{role_id, secret_id | wrapping_token,
+/// secret_id_accessor, vault_addr, mount, role, created_at}`. `Debug` redacts
+/// the secret_id and the wrapping token.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct Credentials {
+    /// The role's role_id.
+    pub role_id: String,
+    /// The secret_id (shared delivery).
+    pub secret_id: Option<SecretString>,
+    /// A wrapping token holding a single-use secret_id (wrapped delivery).
+    pub wrapping_token: Option<SecretString>,
+    /// The secret_id's accessor (safe to log; used to destroy it on rotation).
+    pub secret_id_accessor: String,
+    /// The Vault address consumers should use.
+    pub vault_addr: String,
+    /// The AppRole mount.
+    pub mount: String,
+    /// The role name.
+    pub role: String,
+    /// When this delivery was made (RFC 3339).
+    pub created_at: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("role_id", &self.role_id)
+            .field("secret_id", &self.secret_id.as_ref().map(|_| "<redacted>"))
+            .field(
+                "wrapping_token",
+                &self.wrapping_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("secret_id_accessor", &self.secret_id_accessor)
+            .field("vault_addr", &self.vault_addr)
+            .field("mount", &self.mount)
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    role_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    wrapping_token: Option<String>,
+    #[serde(default)]
+    secret_id_accessor: String,
+    #[serde(default)]
+    vault_addr: String,
+    #[serde(default = "default_mount")]
+    mount: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    created_at: String,
+}
+
+fn default_mount() -> String {
+    "approle".into()
+}
+
+impl Drop for Wire {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        if let Some(s) = self.secret_id.as_mut() {
+            s.zeroize();
+        }
+        if let Some(s) = self.wrapping_token.as_mut() {
+            s.zeroize();
+        }
+    }
+}
+
+impl Credentials {
+    /// Credentials with a plain (shared) secret_id.
+    pub fn new(role: &str, role_id: &str, mount: &str, vault_addr: &str) -> Self {
+        Self {
+            role_id: role_id.to_owned(),
+            secret_id: None,
+            wrapping_token: None,
+            secret_id_accessor: String::new(),
+            vault_addr: vault_addr.to_owned(),
+            mount: mount.to_owned(),
+            role: role.to_owned(),
+            created_at: now_rfc3339(),
+        }
+    }
+
+    /// Whether the secret_id is delivered wrapped.
+    pub fn is_wrapped(&self) -> bool {
+        self.wrapping_token.is_some()
+    }
+
+    /// The JSON document stored for consumers. Holds secrets: keep it in
+    /// memory only as long as needed.
+    pub fn to_json(&self) -> Zeroizing<Vec<u8>> {
+        let wire = Wire {
+            role_id: self.role_id.clone(),
+            secret_id: self
+                .secret_id
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            wrapping_token: self
+                .wrapping_token
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+            secret_id_accessor: self.secret_id_accessor.clone(),
+            vault_addr: self.vault_addr.clone(),
+            mount: self.mount.clone(),
+            role: self.role.clone(),
+            created_at: self.created_at.clone(),
+        };
+        Zeroizing::new(serde_json::to_vec_pretty(&wire).unwrap_or_default())
+    }
+
+    /// Parses the stored JSON document; `location` names it in errors.
+    pub fn from_json(bytes: &[u8], location: &str) -> Result<Self> {
+        let wire: Wire = serde_json::from_slice(bytes).map_err(|e| {
+            // serde_json's message names the position, not the data.
+            Error::store(
+                location,
+                format!("not a credentials document (role_id, secret_id or wrapping_token): line {} column {}", e.line(), e.column()),
+                None,
+            )
+        })?;
+        if wire.role_id.trim().is_empty() {
+            return Err(Error::store(
+                location,
+                "the document has an empty role_id",
+                None,
+            ));
+        }
+        if wire.secret_id.is_none() && wire.wrapping_token.is_none() {
+            return Err(Error::store(
+                location,
+                "the document has neither secret_id nor wrapping_token",
+                None,
+            ));
+        }
+        Ok(Self {
+            role_id: wire.role_id.trim().to_owned(),
+            secret_id: wire
+                .secret_id
+                .as_deref()
+                .map(|s| SecretString::from(s.trim())),
+            wrapping_token: wire
+                .wrapping_token
+                .as_deref()
+                .map(|s| SecretString::from(s.trim())),
+            secret_id_accessor: wire.secret_id_accessor.clone(),
+            vault_addr: wire.vault_addr.clone(),
+            mount: wire.mount.clone(),
+            role: wire.role.clone(),
+            created_at: wire.created_at.clone(),
+        })
+    }
+}
+
+/// Now as RFC 3339 (UTC, seconds).
+pub(crate) fn now_rfc3339() -> String {
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    DateTime::from(std::time::SystemTime::now())
+        .fmt(DateTimeFormat::DateTime)
+        .unwrap_or_default()
+}
+
+/// Where credentials are delivered, keyed by role name.
+///
+/// Implementations must be idempotent: `delete` of something missing succeeds,
+/// `put` replaces.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+#[async_trait]
+pub trait CredentialStore: Send + Sync {
+    /// Writes (replaces) the credentials of `role`.
+    async fn put(&self, role: &str, credentials: &Credentials) -> Result<()>;
+    /// Reads the credentials of `role`; `None` when there are none.
+    async fn get(&self, role: &str) -> Result<Option<Credentials>>;
+    /// Deletes the credentials of `role`; succeeds when there are none.
+    async fn delete(&self, role: &str) -> Result<()>;
+    /// Where the credentials of `role` live, for humans (`s3://bucket/key`,
+    /// a path). Not secret.
+    fn location(&self, role: &str) -> String;
+}
+
+/// Credentials as files `<dir>/<role>.json`, mode 0600, written to a
+/// temporary file and renamed (readers never see half a file).
+#[derive(Debug, Clone)]
+pub struct DirectoryCredentialStore {
+    dir: PathBuf,
+}
+
+impl DirectoryCredentialStore {
+    /// A store in `dir` (created with mode 0700 on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    fn path(&self, role: &str) -> Result<PathBuf> {
+        if !crate::spec::is_valid_role_name(role) {
+            return Err(Error::invalid(
+                "role name",
+                format!("{role:?} cannot name a file"),
+                "a Vault role name (letters, digits, '_', '-', '.')",
+            ));
+        }
+        Ok(self.dir.join(format!("{role}.json")))
+    }
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::store(
+        path.display().to_string(),
+        format!("cannot {what}: {e}"),
+        Some(Box::new(e)),
+    )
+}
+
+#[async_trait]
+impl CredentialStore for DirectoryCredentialStore {
+    async fn put(&self, role: &str, credentials: &Credentials) -> Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+        let path = self.path(role)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| io_error(&self.dir, "create the directory", e))?;
+        let tmp = self
+            .dir
+            .join(format!(".{role}.json.{}.tmp", std::process::id()));
+        let body = credentials.to_json();
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_error(&path, "write the credentials", e)
+        })
+    }
+
+    async fn get(&self, role: &str) -> Result<Option<Credentials>> {
+        let path = self.path(role)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let bytes = Zeroizing::new(bytes);
+                Credentials::from_json(&bytes, &path.display().to_string()).map(Some)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, "read the credentials", e)),
+        }
+    }
+
+    async fn delete(&self, role: &str) -> Result<()> {
+        let path = self.path(role)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, "delete the credentials", e)),
+        }
+    }
+
+    fn location(&self, role: &str) -> String {
+        self.dir.join(format!("{role}.json")).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn directory_store_round_trips_with_0600_and_deletes_idempotently() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirectoryCredentialStore::new(dir.path().join("creds"));
+        assert!(store.get("shop").await.unwrap().is_none());
+        let mut c = Credentials::new("shop", "rid-1", "approle", "http://v:8200");
+        c.secret_id = Some(SecretString::from("sid-secret"));
+        c.secret_id_accessor = "acc".into();
+        store.put("shop", &c).await.unwrap();
+        let path = dir.path().join("creds/shop.json");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let back = store.get("shop").await.unwrap().unwrap();
+        assert_eq!(back.role_id, "rid-1");
+        assert_eq!(
+            back.secret_id.as_ref().unwrap().expose_secret(),
+            "sid-secret"
+        );
+        assert!(!format!("{back:?}").contains("sid-secret"));
+        store.delete("shop").await.unwrap();
+        store.delete("shop").await.unwrap();
+        assert!(store.get("shop").await.unwrap().is_none());
+        assert!(store.put("../x", &c).await.is_err());
+    }
+
+    #[test]
+    fn malformed_documents_are_clear_errors_without_content() {
+        let err = Credentials::from_json(br#"{"role_id":"r"}"#, "here").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("neither secret_id nor wrapping_token"),
+            "{err}"
+        );
+        let err = Credentials::from_json(b"{\"secret_id\": \"topsecret\"", "here").unwrap_err();
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+    }
+}

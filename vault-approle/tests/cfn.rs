@@ -1,0 +1,682 @@
+//! The CloudFormation custom resource against a real OpenBao and moto S3,
+//! with a wiremock server standing in for the pre-signed ResponseURL.
+
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
+use serde_json::{Value, json};
+use testkit::{Moto, OpenBao};
+use vault_approle::cfn::{CfnHandler, FAILED_CREATE_PREFIX};
+use vault_approle::{
+    AppRoleAuth, CredentialStore, DeliveryMode, Provisioner, ProvisionerOptions, RoleSpec,
+    S3Access, S3CredentialStore, S3Encryption, S3TokenAuth,
+};
+use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BUCKET: &str = "approle-creds";
+const KMS_KEY: &str = "alias/vault-approle";
+
+fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(AwsCredentials::new(
+            "AKIATEST", "secret", None, None, "test",
+        ))
+        .endpoint_url(moto.endpoint())
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+struct Env {
+    bao: OpenBao,
+    _moto: Moto,
+    s3: aws_sdk_s3::Client,
+    root: VaultClient,
+    store: Arc<S3CredentialStore>,
+    cfn: MockServer,
+    handler: CfnHandler,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+async fn setup() -> Env {
+    let bao = OpenBao::start().await;
+    let moto = Moto::start().await;
+    let s3 = s3_client(&moto);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
+        .unwrap()
+        .with_token(SecretString::from(bao.root_token()));
+    root.enable_auth_method("approle", "approle").await.unwrap();
+    root.write_policy(
+        "shop-dev",
+        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
+    )
+    .await
+    .unwrap();
+    // The orchestrator's token is kept in S3, as the original did.
+    s3.put_object()
+        .bucket(BUCKET)
+        .key("orchestrator/token")
+        .body(format!("{}\n", bao.root_token()).into_bytes().into())
+        .send()
+        .await
+        .unwrap();
+    let access = S3Access::from_client(s3.clone());
+    let admin: Arc<dyn VaultAuth> = Arc::new(S3TokenAuth::new(
+        access.clone(),
+        BUCKET,
+        "orchestrator/token",
+    ));
+    let store = Arc::new(
+        S3CredentialStore::builder(BUCKET)
+            .access(access)
+            .encryption(S3Encryption::Kms(KMS_KEY.into()))
+            .build()
+            .unwrap(),
+    );
+    let client = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap()).unwrap();
+    let provisioner = Provisioner::new(
+        client,
+        admin,
+        store.clone(),
+        ProvisionerOptions::default().rotation_grace(Duration::from_millis(200)),
+    );
+    let cfn = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cfn)
+        .await;
+    Env {
+        bao,
+        _moto: moto,
+        s3,
+        root,
+        store,
+        cfn,
+        handler: CfnHandler::new(Arc::new(provisioner)),
+        calls: Default::default(),
+    }
+}
+
+impl Env {
+    /// Sends one event and returns the response body CloudFormation received.
+    async fn send(
+        &self,
+        kind: &str,
+        physical: Option<&str>,
+        props: Value,
+        old: Option<Value>,
+    ) -> Value {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut event = json!({
+            "RequestType": kind,
+            "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
+            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
+            "RequestId": format!("req-{n}"),
+            "ResourceType": "Custom::VaultAuth",
+            "LogicalResourceId": "ShopVaultAuth",
+            "ResourceProperties": props,
+        });
+        if let Some(p) = physical {
+            event["PhysicalResourceId"] = json!(p);
+        }
+        if let Some(o) = old {
+            event["OldResourceProperties"] = o;
+        }
+        let deadline = SystemTime::now() + Duration::from_secs(60);
+        let outcome = self.handler.handle(event, Some(deadline)).await;
+        assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+        let received = self.cfn.received_requests().await.unwrap();
+        let req = received
+            .iter()
+            .find(|r| r.url.path() == format!("/cfn/{n}"))
+            .expect("a response was PUT to the ResponseURL");
+        assert_eq!(req.method.as_str(), "PUT");
+        assert_eq!(
+            req.headers.get("content-type").map(|v| v.as_bytes()),
+            Some(&b""[..])
+        );
+        assert!(req.body.len() <= 4096);
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            body["StackId"],
+            "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid"
+        );
+        assert_eq!(body["RequestId"], format!("req-{n}"));
+        assert_eq!(body["LogicalResourceId"], "ShopVaultAuth");
+        assert!(!body["PhysicalResourceId"].as_str().unwrap().is_empty());
+        body
+    }
+
+    async fn role(&self, name: &str) -> Option<Value> {
+        self.root
+            .request(
+                vault_client::Method::GET,
+                &format!("auth/approle/role/{name}"),
+            )
+            .data_optional::<Value>()
+            .await
+            .unwrap()
+    }
+
+    async fn object(&self, role: &str) -> Option<Value> {
+        match self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(format!("vault/approle/{role}"))
+            .send()
+            .await
+        {
+            Ok(o) => {
+                Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap())
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => None,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    async fn accessors(&self, role: &str) -> Vec<String> {
+        self.root
+            .approle("approle")
+            .list_secret_id_accessors(role)
+            .await
+            .unwrap()
+    }
+
+    fn client(&self) -> VaultClient {
+        VaultClient::new(ClientConfig::new(&self.bao.addr()).unwrap()).unwrap()
+    }
+}
+
+fn props(iam: &str, extra: Value) -> Value {
+    let mut p = json!({
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:vault-auth",
+        "Service": "shop", "Environment": "dev", "Iam": iam,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+#[tokio::test]
+async fn cfn_lifecycle_create_update_replace_delete() {
+    let env = setup().await;
+    let iam = "arn:aws:iam::123456789012:role/ecs/ShopTask";
+
+    // --- Create ---------------------------------------------------------
+    let body = env
+        .send(
+            "Create",
+            None,
+            props(
+                iam,
+                json!({"TokenTtl": "20m", "SecretIdBoundCidrs": "127.0.0.0/8"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    assert_eq!(body["Data"]["RoleName"], "shoptask");
+    assert_eq!(
+        body["Data"]["CredentialsLocation"],
+        format!("s3://{BUCKET}/vault/approle/shoptask")
+    );
+    let role = env.role("shoptask").await.expect("role exists");
+    assert_eq!(role["token_policies"], json!(["shop-dev"]));
+    assert_eq!(role["token_ttl"], 1200);
+    assert_eq!(role["secret_id_bound_cidrs"], json!(["127.0.0.0/8"]));
+    let object = env.object("shoptask").await.expect("credentials delivered");
+    let role_id = env
+        .root
+        .approle("approle")
+        .role_id("shoptask")
+        .await
+        .unwrap();
+    assert_eq!(body["Data"]["RoleId"], role_id.as_str());
+    assert_eq!(object["role_id"], role_id.as_str());
+    assert_eq!(object["role"], "shoptask");
+    assert_eq!(object["mount"], "approle");
+    assert_eq!(object["vault_addr"], env.bao.addr());
+    assert!(object["secret_id"].is_string() && object.get("wrapping_token").is_none());
+    assert!(!object["created_at"].as_str().unwrap().is_empty());
+    let head = env
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("vault/approle/shoptask")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|s| s.as_str()),
+        Some("aws:kms")
+    );
+    assert_eq!(head.ssekms_key_id(), Some(KMS_KEY));
+    // No secret in the response.
+    assert!(
+        !body
+            .to_string()
+            .contains(object["secret_id"].as_str().unwrap())
+    );
+
+    // The consumer logs in with what was delivered.
+    let consumer = AppRoleAuth::from_store("approle", env.store.clone(), "shoptask");
+    let login = consumer.login(&env.client()).await.unwrap();
+    assert!(login.policies.contains(&"shop-dev".to_owned()), "{login:?}");
+
+    // A repeated Create (CloudFormation retry) converges without a new delivery.
+    let again = env
+        .send(
+            "Create",
+            None,
+            props(
+                iam,
+                json!({"TokenTtl": "20m", "SecretIdBoundCidrs": "127.0.0.0/8"}),
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(again["Status"], "SUCCESS");
+    assert_eq!(
+        env.object("shoptask").await.unwrap()["secret_id"],
+        object["secret_id"]
+    );
+    assert_eq!(env.accessors("shoptask").await.len(), 1);
+
+    // --- Update in place (same IAM role) -------------------------------------
+    let old_accessor = object["secret_id_accessor"].as_str().unwrap().to_owned();
+    let body = env
+        .send(
+            "Update",
+            Some("shoptask"),
+            props(iam, json!({"TokenTtl": "30m", "SecretIdTtl": "7d"})),
+            Some(props(iam, json!({"TokenTtl": "20m"}))),
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    let role = env.role("shoptask").await.unwrap();
+    assert_eq!(role["token_ttl"], 1800);
+    assert_eq!(role["secret_id_ttl"], 7 * 86400);
+    assert!(
+        role["secret_id_bound_cidrs"]
+            .as_array()
+            .is_none_or(|a| a.is_empty()),
+        "the removed CIDR binding is cleared: {role}"
+    );
+    let updated = env.object("shoptask").await.unwrap();
+    assert_ne!(
+        updated["secret_id"], object["secret_id"],
+        "a new secret_id is delivered"
+    );
+    assert_eq!(
+        env.accessors("shoptask").await,
+        vec![updated["secret_id_accessor"].as_str().unwrap().to_owned()]
+    );
+    assert!(
+        !env.accessors("shoptask").await.contains(&old_accessor),
+        "the old secret_id is destroyed"
+    );
+    let old_login = AppRoleAuth::new(
+        "approle",
+        role_id.clone(),
+        Some(SecretString::from(object["secret_id"].as_str().unwrap())),
+    )
+    .login(&env.client())
+    .await;
+    assert!(old_login.is_err(), "the old secret_id no longer works");
+    consumer
+        .login(&env.client())
+        .await
+        .expect("the store's new secret_id works");
+
+    // --- Update with a new IAM role: a new role, a new physical id, nothing deleted.
+    let new_iam = "arn:aws:iam::123456789012:role/ShopTaskV2";
+    let body = env
+        .send(
+            "Update",
+            Some("shoptask"),
+            props(new_iam, json!({})),
+            Some(props(iam, json!({}))),
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptaskv2");
+    assert!(env.role("shoptaskv2").await.is_some());
+    assert!(env.object("shoptaskv2").await.is_some());
+    assert!(env.role("shoptask").await.is_some(), "Update never deletes");
+    assert!(env.object("shoptask").await.is_some());
+
+    // --- Delete of the old id (CloudFormation's cleanup after replacement).
+    let body = env
+        .send("Delete", Some("shoptask"), props(iam, json!({})), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    assert!(env.role("shoptask").await.is_none());
+    assert!(env.object("shoptask").await.is_none());
+    assert!(env.role("shoptaskv2").await.is_some(), "the new role stays");
+
+    // Delete is idempotent.
+    let body = env
+        .send("Delete", Some("shoptask"), props(iam, json!({})), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+
+    // --- Missing policy: FAILED, clear reason, nothing created, Delete of it succeeds.
+    let body = env
+        .send(
+            "Create",
+            None,
+            json!({"Service": "cart", "Environment": "prod", "Iam": "CartTask"}),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("policy cart-prod does not exist in Vault; create it first"),
+        "{body}"
+    );
+    let failed_id = body["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(failed_id.starts_with(FAILED_CREATE_PREFIX), "{failed_id}");
+    assert!(env.role("carttask").await.is_none());
+    assert!(env.object("carttask").await.is_none());
+    let body = env
+        .send(
+            "Delete",
+            Some(&failed_id),
+            json!({"Service": "cart", "Environment": "prod", "Iam": "CartTask"}),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], failed_id.as_str());
+
+    // --- Invalid properties: FAILED naming the property, placeholder id, nothing written.
+    let body = env
+        .send(
+            "Create",
+            None,
+            json!({"Service": "shop", "Environment": "dev", "Iam": "arn:aws:iam::1:user/bob"}),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"].as_str().unwrap().contains("IAM role"),
+        "{body}"
+    );
+    let body = env
+        .send(
+            "Create",
+            None,
+            json!({"Service": "shop", "Environment": "dev", "Iam": "X", "TokenTtl": "forever"}),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("property TokenTtl"),
+        "{body}"
+    );
+    assert!(env.role("x").await.is_none());
+    let body = env
+        .send(
+            "Update",
+            Some("shoptaskv2"),
+            json!({"Service": "shop"}),
+            Some(props(new_iam, json!({}))),
+        )
+        .await;
+    assert_eq!(body["Status"], "FAILED");
+    assert_eq!(
+        body["PhysicalResourceId"], "shoptaskv2",
+        "a failed Update keeps the physical id"
+    );
+    assert!(
+        body["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("property Environment"),
+        "{body}"
+    );
+    assert!(env.role("shoptaskv2").await.is_some());
+
+    // Clean up the replacement.
+    let body = env
+        .send(
+            "Delete",
+            Some("shoptaskv2"),
+            props(new_iam, json!({})),
+            None,
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS");
+    assert!(env.role("shoptaskv2").await.is_none());
+    assert!(env.object("shoptaskv2").await.is_none());
+}
+
+#[tokio::test]
+async fn wrapped_delivery_is_unwrapped_once_and_rotation_delivers_afresh() {
+    let env = setup().await;
+    let client = VaultClient::new(ClientConfig::new(&env.bao.addr()).unwrap()).unwrap();
+    let admin: Arc<dyn VaultAuth> =
+        Arc::new(TokenAuth::new(SecretString::from(env.bao.root_token())));
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn CredentialStore> =
+        Arc::new(vault_approle::DirectoryCredentialStore::new(dir.path()));
+    let provisioner = Provisioner::new(
+        client.clone(),
+        admin,
+        store.clone(),
+        ProvisionerOptions::default().rotation_grace(Duration::ZERO),
+    );
+    let spec = RoleSpec::builder("shop", "dev", "ShopBatch")
+        .delivery(DeliveryMode::Wrapped)
+        .build()
+        .unwrap();
+    let done = provisioner.provision(&spec).await.unwrap();
+    assert!(done.delivered);
+    let creds = store.get("shopbatch").await.unwrap().unwrap();
+    assert!(creds.is_wrapped() && creds.secret_id.is_none());
+    let role = env.role("shopbatch").await.unwrap();
+    assert_eq!(role["secret_id_num_uses"], 1);
+
+    let consumer = AppRoleAuth::from_store("approle", store.clone(), "shopbatch");
+    let token = consumer.login(&client).await.unwrap();
+    assert!(token.policies.contains(&"shop-dev".to_owned()));
+    let err = consumer.login(&client).await.unwrap_err().to_string();
+    assert!(
+        err.contains("already unwrapped") && err.contains("fresh delivery"),
+        "{err}"
+    );
+
+    // Another process holding the same (used) wrapping token is refused by Vault.
+    let other = AppRoleAuth::from_store("approle", store.clone(), "shopbatch");
+    let err = other.login(&client).await.unwrap_err().to_string();
+    assert!(err.contains("fresh delivery"), "{err}");
+
+    // Provision again: the old wrapped secret_id is spent, so a new one is delivered.
+    let again = provisioner.provision(&spec).await.unwrap();
+    assert!(again.delivered);
+    consumer
+        .login(&client)
+        .await
+        .expect("a fresh delivery works");
+
+    // Rotation of a role that does not exist is a clear error.
+    let ghost = RoleSpec::builder("shop", "dev", "Ghost").build().unwrap();
+    let err = provisioner
+        .rotate_secret_id(&ghost)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "approle role ghost does not exist in Vault; provision it first"
+    );
+
+    // A forged wrapping token (not from an AppRole secret-id) is refused before unwrapping.
+    let forged = env
+        .root
+        .request(vault_client::Method::POST, "sys/wrapping/wrap")
+        .json(&json!({"secret_id": "nope"}))
+        .wrap_ttl(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap()
+        .wrap_info()
+        .unwrap();
+    let auth = AppRoleAuth::wrapped("approle", done.role_id.clone(), forged.token);
+    let err = auth.login(&client).await.unwrap_err().to_string();
+    assert!(err.contains("refusing to unwrap"), "{err}");
+
+    provisioner.deprovision("shopbatch").await.unwrap();
+    assert!(store.get("shopbatch").await.unwrap().is_none());
+    assert!(env.role("shopbatch").await.is_none());
+}
+
+/// A Vault that accepts connections and never answers.
+async fn silent_server() -> (tokio::task::JoinHandle<()>, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    (task, addr)
+}
+
+#[tokio::test]
+async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
+    let cfn = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cfn)
+        .await;
+    let (_task, silent) = silent_server().await;
+    let client = VaultClient::new(ClientConfig::new(&silent).unwrap().with_max_retries(0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let provisioner = Provisioner::new(
+        client,
+        Arc::new(TokenAuth::new(SecretString::from("hvs.test"))),
+        Arc::new(vault_approle::DirectoryCredentialStore::new(dir.path())),
+        ProvisionerOptions::default(),
+    );
+    let handler = CfnHandler::new(Arc::new(provisioner)).deadline_margin(Duration::from_secs(1));
+    let url = format!("{}/deadline", cfn.uri());
+    let event = json!({
+        "RequestType": "Create", "ResponseURL": url, "StackId": "s", "RequestId": "r",
+        "LogicalResourceId": "L", "ResourceProperties": props("ShopTask", json!({})),
+    });
+    let started = std::time::Instant::now();
+    let outcome = handler
+        .handle(event, Some(SystemTime::now() + Duration::from_secs(3)))
+        .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered before the deadline"
+    );
+    assert!(outcome.delivered.is_ok());
+    let response = outcome.response.unwrap();
+    assert!(response.reason.contains("timed out"), "{}", response.reason);
+    let received = cfn.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&received.last().unwrap().body).unwrap();
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["PhysicalResourceId"]
+            .as_str()
+            .unwrap()
+            .starts_with(FAILED_CREATE_PREFIX)
+    );
+
+    // Random and truncated events: never a panic; an answer whenever there is a ResponseURL.
+    let fast = CfnHandler::unconfigured("VAULT_ADDR is not set (test)");
+    let mut rng = fastrand::Rng::with_seed(4);
+    let base = json!({
+        "RequestType": "Update", "ResponseURL": format!("{}/fuzz", cfn.uri()), "StackId": "s",
+        "RequestId": "r", "LogicalResourceId": "L", "PhysicalResourceId": "shoptask",
+        "ResourceProperties": props("ShopTask", json!({"TokenTtl": "1h"})),
+        "OldResourceProperties": props("ShopTask", json!({})),
+    });
+    let text = base.to_string();
+    let before = cfn.received_requests().await.unwrap().len();
+    let mut expected = 0;
+    for i in 0..150 {
+        let mut event = base.clone();
+        let obj = event.as_object_mut().unwrap();
+        let keys: Vec<String> = obj.keys().cloned().collect();
+        for _ in 0..rng.usize(1..4) {
+            let key = &keys[rng.usize(..keys.len())];
+            if key == "ResponseURL" && i % 10 != 0 {
+                continue;
+            }
+            let junk = match rng.u8(..6) {
+                0 => Value::Null,
+                1 => json!(rng.i64(..)),
+                2 => json!("x".repeat(rng.usize(..6000))),
+                3 => json!([1, {"a": []}]),
+                4 => json!({"Service": rng.u32(..), "Iam": "\u{0}\u{fffd}"}),
+                _ => json!(["Create", "Update", "Delete", "Bogus"][rng.usize(..4)]),
+            };
+            obj.insert(key.clone(), junk);
+        }
+        let answerable = obj
+            .get("ResponseURL")
+            .and_then(Value::as_str)
+            .is_some_and(|u| u.starts_with("http"));
+        let outcome = fast
+            .handle(event, Some(SystemTime::now() + Duration::from_secs(30)))
+            .await;
+        assert_eq!(
+            outcome.response.is_some(),
+            answerable,
+            "{:?}",
+            outcome.delivered
+        );
+        if answerable {
+            assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+            expected += 1;
+        }
+        // Truncated bytes.
+        let cut = rng.usize(..text.len());
+        let outcome = fast.handle_bytes(&text.as_bytes()[..cut], None).await;
+        if outcome.response.is_some() {
+            assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+            expected += 1;
+        }
+    }
+    let received = cfn.received_requests().await.unwrap();
+    assert_eq!(received.len() - before, expected);
+    for r in &received[before..] {
+        assert!(r.body.len() <= 4096);
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(
+            body["Status"] == "FAILED" || body["Status"] == "SUCCESS",
+            "{body}"
+        );
+        if body["Status"] == "FAILED" {
+            assert!(!body["Reason"].as_str().unwrap().is_empty());
+        }
+    }
+    assert!(expected > 100, "most events were answerable: {expected}");
+}
