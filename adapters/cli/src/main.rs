@@ -3,6 +3,8 @@
 //! Vault connection settings come from the standard variables (`VAULT_ADDR`,
 //! `VAULT_TOKEN`, `VAULT_CACERT`, ...; see `vault_client::ClientConfig`).
 
+mod proxy;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -35,6 +37,8 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Run the local authenticating, caching Vault proxy (sidecar); see docs/proxy.md.
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vault {
             command: VaultCommand::Health { format },
         } => health(&client(cli.address.as_deref())?, format).await,
+        Command::Proxy(args) => proxy::run(args, cli.address.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
