@@ -133,7 +133,10 @@ where
         return Err(ConfigError::Invalid {
             variable: "VAULT_AUTH_PROVIDER",
             expected: "a login this build supports: set VAULT_ROLE_ID (+ VAULT_SECRET_ID) for AppRole, or VAULT_TOKEN",
-            problem: format!("{:?} login is not available in this build yet", provider.trim()),
+            problem: format!(
+                "{:?} login is not available in this build yet",
+                provider.trim()
+            ),
         });
     }
     Err(ConfigError::Invalid {
@@ -162,7 +165,10 @@ mod tests {
         let err = auth_from_lookup(|k| (k == "VAULT_AUTH_PROVIDER").then(|| "aws".into()))
             .err()
             .unwrap();
-        assert!(err.to_string().contains("\"aws\" login is not available"), "{err}");
+        assert!(
+            err.to_string().contains("\"aws\" login is not available"),
+            "{err}"
+        );
         let err = auth_from_lookup(|_| None).err().unwrap();
         assert!(err.to_string().contains("no login is configured"), "{err}");
         let debug = format!(

@@ -169,13 +169,22 @@ mod tests {
     #[test]
     fn leases_bound_the_ttl() {
         let c = cache();
-        assert_eq!(c.ttl_for(br#"{"data":{"a":1},"lease_duration":0}"#), Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.ttl_for(br#"{"data":{"a":1},"lease_duration":0}"#),
+            Some(Duration::from_secs(60))
+        );
         assert_eq!(
             c.ttl_for(br#"{"lease_id":"database/creds/x/1","lease_duration":5,"data":{}}"#),
             Some(Duration::from_secs(5))
         );
-        assert_eq!(c.ttl_for(br#"{"lease_duration":600}"#), Some(Duration::from_secs(60)));
-        assert_eq!(c.ttl_for(br#"{"auth":{"lease_duration":7}}"#), Some(Duration::from_secs(7)));
+        assert_eq!(
+            c.ttl_for(br#"{"lease_duration":600}"#),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            c.ttl_for(br#"{"auth":{"lease_duration":7}}"#),
+            Some(Duration::from_secs(7))
+        );
         assert_eq!(c.ttl_for(br#"{"lease_id":"x","lease_duration":0}"#), None);
         assert_eq!(c.ttl_for(br#"{"wrap_info":{"token":"t"}}"#), None);
         assert_eq!(c.ttl_for(b"<html>"), None);
@@ -186,7 +195,11 @@ mod tests {
         assert_eq!(CacheControl::parse(b"Cache"), Ok(CacheControl::Cache));
         assert_eq!(CacheControl::parse(b"recache"), Ok(CacheControl::Recache));
         assert_eq!(CacheControl::parse(b"NOCACHE"), Ok(CacheControl::NoCache));
-        assert!(CacheControl::parse(b"maybe").unwrap_err().contains("cache, recache or nocache"));
+        assert!(
+            CacheControl::parse(b"maybe")
+                .unwrap_err()
+                .contains("cache, recache or nocache")
+        );
     }
 
     #[tokio::test]
@@ -199,7 +212,10 @@ mod tests {
         for i in 0..20 {
             c.store
                 .insert(
-                    Key { path_and_query: format!("/v1/k{i}"), namespace: None },
+                    Key {
+                        path_and_query: format!("/v1/k{i}"),
+                        namespace: None,
+                    },
                     Arc::new(Cached {
                         status: StatusCode::OK,
                         headers: HeaderMap::new(),

@@ -110,7 +110,10 @@ impl fmt::Debug for GuardConfig {
             .field("enabled", &self.enabled)
             .field(
                 "secret_header",
-                &self.secret_header.as_ref().map(|(h, _)| (h.as_str(), "<redacted>")),
+                &self
+                    .secret_header
+                    .as_ref()
+                    .map(|(h, _)| (h.as_str(), "<redacted>")),
             )
             .finish()
     }
@@ -263,13 +266,13 @@ impl Settings {
             proxy.guard.enabled = parse_bool("VAULT_PROXY_REQUIRE_REQUEST_HEADER", &v)?;
         }
         let header_name = match get("VAULT_PROXY_SECRET_HEADER") {
-            Some(h) => HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
-                ConfigError::Invalid {
+            Some(h) => {
+                HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| ConfigError::Invalid {
                     variable: "VAULT_PROXY_SECRET_HEADER",
                     expected: "an HTTP header name such as X-Vault-AWS-Session-Token",
                     problem: format!("{h:?} is not a valid header name"),
-                }
-            })?,
+                })?
+            }
             None => HeaderName::from_static(DEFAULT_SECRET_HEADER),
         };
         let secret = get("VAULT_PROXY_SECRET").or_else(|| {
@@ -338,9 +341,7 @@ where
 
 /// `VAULT_SECRET_PATH`/`VAULT_SECRET_FILE` and every `VAULT_SECRET_PATH_<X>`
 /// with its `VAULT_SECRET_FILE_<X>`.
-fn secret_specs(
-    get: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<SecretFileSpec>, ConfigError> {
+fn secret_specs(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<SecretFileSpec>, ConfigError> {
     let mut specs = Vec::new();
     if let Some(path) = get("VAULT_SECRET_PATH") {
         let file = get("VAULT_SECRET_FILE").unwrap_or_else(|| DEFAULT_SECRET_FILE.to_owned());
@@ -540,11 +541,31 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         for (var, value, want) in [
-            ("VAULT_RUN_MODE", "sidecar", "VAULT_RUN_MODE is invalid: got \"sidecar\"; expected default, proxy or file"),
-            ("VAULT_PROXY_LISTEN", "localhost", "VAULT_PROXY_LISTEN is invalid"),
-            ("VAULT_DEFAULT_CACHE_ENABLED", "yes", "VAULT_DEFAULT_CACHE_ENABLED is invalid"),
-            ("VAULT_TOKEN_EXPIRY_GRACE_PERIOD", "soon", "VAULT_TOKEN_EXPIRY_GRACE_PERIOD is invalid"),
-            ("VAULT_PROXY_SECRET_HEADER", "bad header", "VAULT_PROXY_SECRET_HEADER is invalid"),
+            (
+                "VAULT_RUN_MODE",
+                "sidecar",
+                "VAULT_RUN_MODE is invalid: got \"sidecar\"; expected default, proxy or file",
+            ),
+            (
+                "VAULT_PROXY_LISTEN",
+                "localhost",
+                "VAULT_PROXY_LISTEN is invalid",
+            ),
+            (
+                "VAULT_DEFAULT_CACHE_ENABLED",
+                "yes",
+                "VAULT_DEFAULT_CACHE_ENABLED is invalid",
+            ),
+            (
+                "VAULT_TOKEN_EXPIRY_GRACE_PERIOD",
+                "soon",
+                "VAULT_TOKEN_EXPIRY_GRACE_PERIOD is invalid",
+            ),
+            (
+                "VAULT_PROXY_SECRET_HEADER",
+                "bad header",
+                "VAULT_PROXY_SECRET_HEADER is invalid",
+            ),
         ] {
             let err = Settings::from_lookup(lookup(&[(var, value)]), false).unwrap_err();
             assert!(err.to_string().contains(want), "{var}={value}: {err}");
@@ -559,7 +580,10 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("both name /tmp/vault/secret.json"), "{err}");
+        assert!(
+            err.to_string().contains("both name /tmp/vault/secret.json"),
+            "{err}"
+        );
     }
 
     #[test]

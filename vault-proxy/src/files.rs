@@ -294,7 +294,10 @@ fn lease_of(body: &[u8], started: Instant) -> Option<Lease> {
 /// (mode 0600, fsynced) renamed over it; creates the directory (0700).
 pub fn write_atomically(file: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -303,7 +306,11 @@ pub fn write_atomically(file: &Path, data: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "secret".into());
-    let tmp = dir.join(format!(".{name}.{}.{}.tmp", std::process::id(), fastrand::u64(..)));
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -341,7 +348,11 @@ mod tests {
     #[tokio::test]
     async fn leases_are_parsed_from_the_envelope() {
         let now = Instant::now();
-        let l = lease_of(br#"{"lease_id":"database/creds/app/x","lease_duration":300,"renewable":true}"#, now).unwrap();
+        let l = lease_of(
+            br#"{"lease_id":"database/creds/app/x","lease_duration":300,"renewable":true}"#,
+            now,
+        )
+        .unwrap();
         assert_eq!(l.increment, Duration::from_secs(300));
         assert!(l.renewable);
         assert!(lease_of(br#"{"lease_id":"","lease_duration":0,"data":{}}"#, now).is_none());

@@ -145,23 +145,83 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
         let counters: [(&str, &str, Event); 14] = [
-            ("vault_proxy_requests_total", "Requests received", Event::Request),
-            ("vault_proxy_rejected_total", "Requests refused by the SSRF guard", Event::Rejected),
-            ("vault_proxy_upstream_failures_total", "Forwarded requests that got no answer from vault", Event::UpstreamFailure),
-            ("vault_proxy_retries_after_403_total", "Requests retried after a 403 and a new login", Event::RetryAfter403),
-            ("vault_proxy_cache_hits_total", "Responses served from the cache", Event::CacheHit),
-            ("vault_proxy_cache_misses_total", "Cacheable requests sent to vault", Event::CacheMiss),
-            ("vault_proxy_logins_total", "Successful logins", Event::Login),
-            ("vault_proxy_login_failures_total", "Failed logins", Event::LoginFailure),
-            ("vault_proxy_token_renewals_total", "Token renewals", Event::Renewal),
-            ("vault_proxy_token_renewal_failures_total", "Failed token renewals", Event::RenewalFailure),
-            ("vault_proxy_lease_renewals_total", "Secret lease renewals", Event::LeaseRenewal),
-            ("vault_proxy_lease_renewal_failures_total", "Failed secret lease renewals", Event::LeaseRenewalFailure),
-            ("vault_proxy_secret_file_writes_total", "Secret files written", Event::FileWrite),
-            ("vault_proxy_secret_file_failures_total", "Secret files that could not be refreshed", Event::FileFailure),
+            (
+                "vault_proxy_requests_total",
+                "Requests received",
+                Event::Request,
+            ),
+            (
+                "vault_proxy_rejected_total",
+                "Requests refused by the SSRF guard",
+                Event::Rejected,
+            ),
+            (
+                "vault_proxy_upstream_failures_total",
+                "Forwarded requests that got no answer from vault",
+                Event::UpstreamFailure,
+            ),
+            (
+                "vault_proxy_retries_after_403_total",
+                "Requests retried after a 403 and a new login",
+                Event::RetryAfter403,
+            ),
+            (
+                "vault_proxy_cache_hits_total",
+                "Responses served from the cache",
+                Event::CacheHit,
+            ),
+            (
+                "vault_proxy_cache_misses_total",
+                "Cacheable requests sent to vault",
+                Event::CacheMiss,
+            ),
+            (
+                "vault_proxy_logins_total",
+                "Successful logins",
+                Event::Login,
+            ),
+            (
+                "vault_proxy_login_failures_total",
+                "Failed logins",
+                Event::LoginFailure,
+            ),
+            (
+                "vault_proxy_token_renewals_total",
+                "Token renewals",
+                Event::Renewal,
+            ),
+            (
+                "vault_proxy_token_renewal_failures_total",
+                "Failed token renewals",
+                Event::RenewalFailure,
+            ),
+            (
+                "vault_proxy_lease_renewals_total",
+                "Secret lease renewals",
+                Event::LeaseRenewal,
+            ),
+            (
+                "vault_proxy_lease_renewal_failures_total",
+                "Failed secret lease renewals",
+                Event::LeaseRenewalFailure,
+            ),
+            (
+                "vault_proxy_secret_file_writes_total",
+                "Secret files written",
+                Event::FileWrite,
+            ),
+            (
+                "vault_proxy_secret_file_failures_total",
+                "Secret files that could not be refreshed",
+                Event::FileFailure,
+            ),
         ];
         for (name, help, event) in counters {
-            let _ = writeln!(out, "# HELP {name} {help}.\n# TYPE {name} counter\n{name} {}", self.get(event));
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}.\n# TYPE {name} counter\n{name} {}",
+                self.get(event)
+            );
         }
         let _ = writeln!(
             out,
@@ -212,11 +272,17 @@ mod tests {
         let text = m.render();
         assert!(text.contains("vault_proxy_requests_total 2\n"), "{text}");
         assert!(text.contains("vault_proxy_cache_hits_total 1\n"), "{text}");
-        assert!(text.contains("vault_proxy_responses_total{class=\"5xx\"} 1\n"), "{text}");
+        assert!(
+            text.contains("vault_proxy_responses_total{class=\"5xx\"} 1\n"),
+            "{text}"
+        );
         assert!(text.contains("_bucket{le=\"0.0005\"} 0\n"), "{text}");
         assert!(text.contains("_bucket{le=\"0.001\"} 1\n"), "{text}");
         assert!(text.contains("_bucket{le=\"0.05\"} 2\n"), "{text}");
         assert!(text.contains("_bucket{le=\"+Inf\"} 2\n"), "{text}");
-        assert!(text.contains("vault_proxy_upstream_duration_seconds_count 2\n"), "{text}");
+        assert!(
+            text.contains("vault_proxy_upstream_duration_seconds_count 2\n"),
+            "{text}"
+        );
     }
 }

@@ -283,7 +283,10 @@ impl Proxy {
             .headers()
             .get(&X_VAULT_TOKEN_OPTIONS)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|o| o.trim().eq_ignore_ascii_case("revoke")))
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|o| o.trim().eq_ignore_ascii_case("revoke"))
+            })
         {
             st.tokens
                 .revoke_and_relogin()
@@ -325,7 +328,10 @@ impl Proxy {
                     .collect()
                     .await
                     .map_err(|e| {
-                        Failure::new(StatusCode::BAD_REQUEST, format!("cannot read the request body: {e}"))
+                        Failure::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("cannot read the request body: {e}"),
+                        )
                     })?
                     .to_bytes();
                 Ok(ReqBody::Buffered(bytes))
@@ -351,7 +357,11 @@ impl Proxy {
                 || *name == X_VAULT_TOKEN
                 || *name == X_VAULT_CACHE_CONTROL
                 || *name == X_VAULT_TOKEN_OPTIONS
-                || st.guard.secret_header.as_ref().is_some_and(|(h, _)| h == name)
+                || st
+                    .guard
+                    .secret_header
+                    .as_ref()
+                    .is_some_and(|(h, _)| h == name)
             {
                 continue;
             }
@@ -365,7 +375,13 @@ impl Proxy {
         match body {
             ReqBody::Buffered(bytes) => {
                 let response = self
-                    .send(&parts.method, &url, &headers, &token, reqwest::Body::from(bytes.clone()))
+                    .send(
+                        &parts.method,
+                        &url,
+                        &headers,
+                        &token,
+                        reqwest::Body::from(bytes.clone()),
+                    )
                     .await?;
                 if response.status() != StatusCode::FORBIDDEN {
                     return Ok((response, token));
@@ -374,7 +390,13 @@ impl Proxy {
                     Ok(Some(fresh)) => {
                         st.metrics.inc(Event::RetryAfter403);
                         let retried = self
-                            .send(&parts.method, &url, &headers, &fresh, reqwest::Body::from(bytes))
+                            .send(
+                                &parts.method,
+                                &url,
+                                &headers,
+                                &fresh,
+                                reqwest::Body::from(bytes),
+                            )
                             .await?;
                         Ok((retried, fresh))
                     }
@@ -384,7 +406,13 @@ impl Proxy {
             }
             ReqBody::Streaming(incoming) => {
                 let response = self
-                    .send(&parts.method, &url, &headers, &token, reqwest::Body::wrap(incoming))
+                    .send(
+                        &parts.method,
+                        &url,
+                        &headers,
+                        &token,
+                        reqwest::Body::wrap(incoming),
+                    )
                     .await?;
                 if response.status() == StatusCode::FORBIDDEN {
                     // Cannot retry a streamed body; heal for the next request.
@@ -444,7 +472,11 @@ impl Proxy {
         recache: bool,
     ) -> Result<Response<ProxyBody>, Failure> {
         let key = Key {
-            path_and_query: parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned(),
             namespace: parts
                 .headers
                 .get(&X_VAULT_NAMESPACE)
@@ -508,7 +540,10 @@ impl Proxy {
         let body = response.bytes().await.map_err(|e| {
             Miss::Failed(Failure::new(
                 StatusCode::BAD_GATEWAY,
-                format!("vault-aws proxy: vault's response broke off: {}", error_chain(&e.without_url())),
+                format!(
+                    "vault-aws proxy: vault's response broke off: {}",
+                    error_chain(&e.without_url())
+                ),
             ))
         })?;
         let ttl = if status.is_success() {
@@ -571,9 +606,9 @@ fn guard_allows(guard: &GuardConfig, headers: &HeaderMap) -> bool {
         return true;
     }
     match &guard.secret_header {
-        Some((name, secret)) => headers.get(name).is_some_and(|v| {
-            bool::from(v.as_bytes().ct_eq(secret.expose_secret().as_bytes()))
-        }),
+        Some((name, secret)) => headers
+            .get(name)
+            .is_some_and(|v| bool::from(v.as_bytes().ct_eq(secret.expose_secret().as_bytes()))),
         None => false,
     }
 }
@@ -590,7 +625,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn full(bytes: Bytes) -> ProxyBody {
-    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn stream_response(response: reqwest::Response) -> Response<ProxyBody> {
@@ -611,7 +648,10 @@ fn cached_response(entry: &Cached, hit: bool) -> Response<ProxyBody> {
         HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
     );
     if hit {
-        h.insert(header::AGE, HeaderValue::from(entry.stored.elapsed().as_secs()));
+        h.insert(
+            header::AGE,
+            HeaderValue::from(entry.stored.elapsed().as_secs()),
+        );
     }
     r
 }
@@ -620,8 +660,10 @@ fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
     let body = serde_json::json!({ "errors": [message] }).to_string();
     let mut r = Response::new(full(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -648,13 +690,28 @@ mod tests {
             )),
         };
         assert!(!guard_allows(&guard, &headers(&[])));
-        assert!(guard_allows(&guard, &headers(&[("x-vault-request", "true")])));
-        assert!(guard_allows(&guard, &headers(&[("x-vault-request", "TRUE")])));
-        assert!(!guard_allows(&guard, &headers(&[("x-vault-request", "1")])));
-        assert!(guard_allows(&guard, &headers(&[("x-vault-aws-session-token", "s3cret")])));
-        assert!(!guard_allows(&guard, &headers(&[("x-vault-aws-session-token", "s3cre")])));
         assert!(guard_allows(
-            &GuardConfig { enabled: false, secret_header: None },
+            &guard,
+            &headers(&[("x-vault-request", "true")])
+        ));
+        assert!(guard_allows(
+            &guard,
+            &headers(&[("x-vault-request", "TRUE")])
+        ));
+        assert!(!guard_allows(&guard, &headers(&[("x-vault-request", "1")])));
+        assert!(guard_allows(
+            &guard,
+            &headers(&[("x-vault-aws-session-token", "s3cret")])
+        ));
+        assert!(!guard_allows(
+            &guard,
+            &headers(&[("x-vault-aws-session-token", "s3cre")])
+        ));
+        assert!(guard_allows(
+            &GuardConfig {
+                enabled: false,
+                secret_header: None
+            },
             &headers(&[])
         ));
     }

@@ -100,7 +100,8 @@ impl Token {
     /// How long before expiry the token counts as expired: the grace
     /// period, but never more than a quarter of its TTL.
     fn margin(&self, grace: Duration) -> Duration {
-        self.base_ttl.map_or(Duration::ZERO, |ttl| grace.min(ttl / 4))
+        self.base_ttl
+            .map_or(Duration::ZERO, |ttl| grace.min(ttl / 4))
     }
 
     /// Usable now by both clocks: the wall clock catches a frozen or
@@ -110,7 +111,9 @@ impl Token {
         let wall_ok = self
             .expires_wall
             .is_none_or(|e| SystemTime::now() + margin < e);
-        let mono_ok = self.expires_mono.is_none_or(|e| Instant::now() + margin < e);
+        let mono_ok = self
+            .expires_mono
+            .is_none_or(|e| Instant::now() + margin < e);
         wall_ok && mono_ok
     }
 }
@@ -277,7 +280,9 @@ impl TokenManager {
     /// Revokes the current token (best effort) and logs in again.
     pub async fn revoke_and_relogin(&self) -> Result<Arc<Token>, TokenError> {
         let old = self.current();
-        let fresh = self.relogin(old.as_ref().map_or(0, |t| t.generation)).await?;
+        let fresh = self
+            .relogin(old.as_ref().map_or(0, |t| t.generation))
+            .await?;
         if let Some(old) = old.filter(|o| o.generation != fresh.generation) {
             self.revoke(&old).await;
         }
@@ -312,7 +317,9 @@ impl TokenManager {
             .await;
         match result {
             Ok(_) => tracing::info!(accessor = %token.accessor, "revoked the vault token"),
-            Err(e) => tracing::warn!(accessor = %token.accessor, error = %e, "cannot revoke the vault token"),
+            Err(e) => {
+                tracing::warn!(accessor = %token.accessor, error = %e, "cannot revoke the vault token")
+            }
         }
     }
 
@@ -403,10 +410,12 @@ impl TokenManager {
 
     fn publish_login(&self, auth: AuthInfo, started: Instant) -> Result<Arc<Token>, TokenError> {
         let mut header =
-            HeaderValue::from_str(auth.client_token.expose_secret()).map_err(|_| TokenError::Login {
-                method: self.inner.auth.method(),
-                message: "vault returned a token that is not a valid header value".into(),
-                retryable: false,
+            HeaderValue::from_str(auth.client_token.expose_secret()).map_err(|_| {
+                TokenError::Login {
+                    method: self.inner.auth.method(),
+                    message: "vault returned a token that is not a valid header value".into(),
+                    retryable: false,
+                }
             })?;
         header.set_sensitive(true);
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
@@ -608,7 +617,10 @@ mod tests {
     }
 
     fn auth(ttl: u64, renewable: bool) -> AuthInfo {
-        let mut a = AuthInfo::from_token(SecretString::from(format!("hvs.token-{}", fastrand::u32(..))));
+        let mut a = AuthInfo::from_token(SecretString::from(format!(
+            "hvs.token-{}",
+            fastrand::u32(..)
+        )));
         a.lease_duration = ttl;
         a.renewable = renewable;
         a.accessor = "acc".into();
@@ -765,12 +777,18 @@ mod tests {
             capped: false,
         };
         let text = format!("{token:?}");
-        assert!(!text.contains("topsecret") && text.contains("acc1"), "{text}");
+        assert!(
+            !text.contains("topsecret") && text.contains("acc1"),
+            "{text}"
+        );
         let expired = Token {
             expires_wall: Some(SystemTime::now() - Duration::from_secs(1)),
             base_ttl: Some(Duration::from_secs(60)),
             ..token
         };
-        assert!(!expired.is_fresh(Duration::from_secs(1)), "the wall clock says it expired");
+        assert!(
+            !expired.is_fresh(Duration::from_secs(1)),
+            "the wall clock says it expired"
+        );
     }
 }

@@ -45,7 +45,13 @@ async fn no_secret_in_any_log_line_at_trace_level() {
     setup(&bao, "2s", "1h").await;
     let mut config = ProxyConfig::default();
     config.cache = CacheConfig::default();
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_millis(500)), config).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_millis(500)),
+        config,
+    )
+    .await;
     let http = http();
     let mut tokens = Vec::new();
     for headers in [
@@ -80,19 +86,35 @@ async fn no_secret_in_any_log_line_at_trace_level() {
     p.tokens.shutdown(Duration::from_secs(2)).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(logs.contains("logged in to vault"), "logs were captured:\n{logs}");
+    assert!(
+        logs.contains("logged in to vault"),
+        "logs were captured:\n{logs}"
+    );
     assert!(logs.contains("renewed the vault token"), "{logs}");
     assert!(logs.contains("wrote a secret file"), "{logs}");
     assert!(logs.contains("TRACE"), "trace level is on:\n{logs}");
     use vault_client::ExposeSecret;
-    let mut secrets: Vec<String> = tokens.iter().map(|t| t.expose_secret().to_owned()).collect();
-    secrets.extend([SECRET_ID.to_owned(), KV_VALUE.to_owned(), "hvs.caller-token-must-not-leak".to_owned()]);
+    let mut secrets: Vec<String> = tokens
+        .iter()
+        .map(|t| t.expose_secret().to_owned())
+        .collect();
+    secrets.extend([
+        SECRET_ID.to_owned(),
+        KV_VALUE.to_owned(),
+        "hvs.caller-token-must-not-leak".to_owned(),
+    ]);
     for secret in &secrets {
-        assert!(!logs.contains(secret.as_str()), "a secret appears in the logs");
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret appears in the logs"
+        );
     }
     // Token suffixes too (a truncated token is still a leak).
     for t in &tokens {
         let t = t.expose_secret();
-        assert!(!logs.contains(&t[t.len() - 12..]), "part of a token appears in the logs");
+        assert!(
+            !logs.contains(&t[t.len() - 12..]),
+            "part of a token appears in the logs"
+        );
     }
 }

@@ -24,7 +24,13 @@ fn proxy_config() -> ProxyConfig {
 async fn renews_relogs_in_at_max_ttl_and_heals_after_revocation() {
     let bao = OpenBao::start().await;
     setup(&bao, "3s", "7s").await;
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(1)), proxy_config()).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(1)),
+        proxy_config(),
+    )
+    .await;
     let http = http();
 
     // Requests keep working across renewals and the max-TTL re-login.
@@ -36,9 +42,20 @@ async fn renews_relogs_in_at_max_ttl_and_heals_after_revocation() {
         assert!(body.contains(KV_VALUE));
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    assert!(p.metrics.get(Event::Renewal) >= 2, "renewals: {}", p.metrics.get(Event::Renewal));
-    assert!(p.metrics.get(Event::Login) >= 2, "a new login after the 7 s max TTL");
-    assert_eq!(p.metrics.get(Event::RetryAfter403), 0, "no request saw an expired token");
+    assert!(
+        p.metrics.get(Event::Renewal) >= 2,
+        "renewals: {}",
+        p.metrics.get(Event::Renewal)
+    );
+    assert!(
+        p.metrics.get(Event::Login) >= 2,
+        "a new login after the 7 s max TTL"
+    );
+    assert_eq!(
+        p.metrics.get(Event::RetryAfter403),
+        0,
+        "no request saw an expired token"
+    );
     let current = p.tokens.current().unwrap();
     assert_ne!(current.accessor(), first.accessor());
 
@@ -62,7 +79,12 @@ async fn renews_relogs_in_at_max_ttl_and_heals_after_revocation() {
 
     // X-Vault-Token-Options: revoke forces a new login and revokes the old token.
     let before = p.tokens.current().unwrap();
-    let (status, _, _) = get(&http, &p.v1("secret/data/app"), &[("X-Vault-Token-Options", "revoke")]).await;
+    let (status, _, _) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[("X-Vault-Token-Options", "revoke")],
+    )
+    .await;
     assert_eq!(status, 200);
     let after = p.tokens.current().unwrap();
     assert!(after.generation() > before.generation());
@@ -96,7 +118,13 @@ async fn ssrf_guard_and_token_replacement() {
             "session-token-value".into(),
         )),
     };
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(10)), config).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        config,
+    )
+    .await;
     let http = http();
     let url = p.v1("secret/data/app");
 
@@ -107,9 +135,19 @@ async fn ssrf_guard_and_token_replacement() {
     assert!(text.contains("x-vault-aws-session-token"), "{text}");
     assert!(!text.contains("session-token-value"), "{text}");
 
-    let wrong = http.get(&url).header("X-Vault-AWS-Session-Token", "session-token-valuX").send().await.unwrap();
+    let wrong = http
+        .get(&url)
+        .header("X-Vault-AWS-Session-Token", "session-token-valuX")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status(), 412);
-    let right = http.get(&url).header("X-Vault-AWS-Session-Token", "session-token-value").send().await.unwrap();
+    let right = http
+        .get(&url)
+        .header("X-Vault-AWS-Session-Token", "session-token-value")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(right.status(), 200);
     // A caller's own token is replaced by the managed one.
     let (status, _, body) = get(&http, &url, &[("X-Vault-Token", "hvs.bogus-caller-token")]).await;
@@ -120,7 +158,13 @@ async fn ssrf_guard_and_token_replacement() {
     // Switched off: any local caller is served; POST bodies are forwarded.
     let mut open = proxy_config();
     open.guard.enabled = false;
-    let p2 = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(10)), open).await;
+    let p2 = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        open,
+    )
+    .await;
     let resp = http.get(p2.v1("secret/data/app")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     // The default policy may wrap: body and X-Vault-Wrap-TTL reach vault, and
@@ -144,7 +188,11 @@ async fn ssrf_guard_and_token_replacement() {
     assert_eq!(resp.status(), 200);
     let unwrapped: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(unwrapped["data"]["hello"], "world");
-    let metrics = http.get(format!("{}{}", p2.url, vault_proxy::METRICS_PATH)).send().await.unwrap();
+    let metrics = http
+        .get(format!("{}{}", p2.url, vault_proxy::METRICS_PATH))
+        .send()
+        .await
+        .unwrap();
     let text = metrics.text().await.unwrap();
     assert!(text.contains("vault_proxy_logins_total 1"), "{text}");
 }
@@ -158,7 +206,13 @@ async fn cache_hits_leases_and_single_flight() {
         default_ttl: Duration::from_secs(60),
         ..CacheConfig::default()
     };
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(10)), config).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        config,
+    )
+    .await;
     let http = http();
     p.tokens.wait_ready(Duration::from_secs(10)).await.unwrap();
     let upstream = || p.metrics.upstream_requests();
@@ -175,7 +229,12 @@ async fn cache_hits_leases_and_single_flight() {
     let n = upstream();
     let (_, h1, b1) = get(&http, &p.v1("secret/data/app"), &cache).await;
     assert_eq!(h1["x-cache"], "MISS");
-    let (_, h2, b2) = get(&http, &p.v1("secret/data/app"), &[cache[0], ("traceparent", "00-abc-01")]).await;
+    let (_, h2, b2) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[cache[0], ("traceparent", "00-abc-01")],
+    )
+    .await;
     assert_eq!(h2["x-cache"], "HIT");
     assert!(h2.get("age").is_some());
     assert_eq!(b1, b2);
@@ -183,12 +242,27 @@ async fn cache_hits_leases_and_single_flight() {
     // A different query is a different entry; nocache bypasses; recache refreshes.
     let (_, h3, _) = get(&http, &p.v1("secret/data/app?version=1"), &cache).await;
     assert_eq!(h3["x-cache"], "MISS");
-    let (_, h4, _) = get(&http, &p.v1("secret/data/app"), &[("X-Vault-Cache-Control", "nocache")]).await;
+    let (_, h4, _) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[("X-Vault-Cache-Control", "nocache")],
+    )
+    .await;
     assert!(h4.get("x-cache").is_none());
-    let (_, h5, _) = get(&http, &p.v1("secret/data/app"), &[("X-Vault-Cache-Control", "recache")]).await;
+    let (_, h5, _) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[("X-Vault-Cache-Control", "recache")],
+    )
+    .await;
     assert_eq!(h5["x-cache"], "MISS");
     assert_eq!(upstream(), n + 4);
-    let (status, _, body) = get(&http, &p.v1("secret/data/app"), &[("X-Vault-Cache-Control", "sometimes")]).await;
+    let (status, _, body) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[("X-Vault-Cache-Control", "sometimes")],
+    )
+    .await;
     assert_eq!(status, 400);
     assert!(body.contains("cache, recache or nocache"), "{body}");
 
@@ -219,7 +293,9 @@ async fn cache_hits_leases_and_single_flight() {
     let tasks: Vec<_> = (0..32)
         .map(|_| {
             let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { get(&http, &url, &[("X-Vault-Cache-Control", "cache")]).await })
+            tokio::spawn(
+                async move { get(&http, &url, &[("X-Vault-Cache-Control", "cache")]).await },
+            )
         })
         .collect();
     for t in tasks {
@@ -227,7 +303,11 @@ async fn cache_hits_leases_and_single_flight() {
         assert_eq!(status, 200, "{body}");
         assert!(body.contains(KV_VALUE));
     }
-    assert_eq!(upstream(), n + 1, "one upstream call for 32 concurrent misses");
+    assert_eq!(
+        upstream(),
+        n + 1,
+        "one upstream call for 32 concurrent misses"
+    );
     assert!(p.metrics.get(Event::CacheHit) >= 2);
 }
 
@@ -236,7 +316,13 @@ async fn vault_restart_gives_clear_5xx_then_recovers() {
     let bao = OpenBao::start().await;
     let port = bao.port();
     setup(&bao, "1h", "2h").await;
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(10)), proxy_config()).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        proxy_config(),
+    )
+    .await;
     let http = http();
     let (status, _, _) = get(&http, &p.v1("secret/data/app"), &[]).await;
     assert_eq!(status, 200);
@@ -244,7 +330,10 @@ async fn vault_restart_gives_clear_5xx_then_recovers() {
     drop(bao);
     let (status, _, body) = get(&http, &p.v1("secret/data/app"), &[]).await;
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("cannot reach vault at http://127.0.0.1:"), "{body}");
+    assert!(
+        body.contains("cannot reach vault at http://127.0.0.1:"),
+        "{body}"
+    );
     assert!(p.metrics.get(Event::UpstreamFailure) >= 1);
 
     // A new, empty server on the same port: the old token is unknown there.
@@ -262,7 +351,9 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     setup(&bao, "1h", "2h").await;
     let root = root(&bao);
-    root.enable_secrets_engine("database", "database", None).await.unwrap();
+    root.enable_secrets_engine("database", "database", None)
+        .await
+        .unwrap();
     root.request(Method::POST, "database/config/pg")
         .json(&json!({
             "plugin_name": "postgresql-database-plugin",
@@ -285,7 +376,13 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
         .await
         .unwrap();
 
-    let p = start_proxy(&bao.addr(), approle(), token_config(Duration::from_secs(1)), proxy_config()).await;
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(1)),
+        proxy_config(),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("db.json");
     let files = SecretFiles::new(
@@ -304,7 +401,10 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
     let states = files.write_all().await.unwrap();
     let first_lease = states[0].lease_id().unwrap().to_owned();
     let (user1, pass1) = creds(&file);
-    assert!(can_login(&pg, &user1, &pass1).await, "the first credentials work");
+    assert!(
+        can_login(&pg, &user1, &pass1).await,
+        "the first credentials work"
+    );
     let _tasks = files.spawn_maintenance(states, p.cancel.clone());
 
     // Rewritten with new credentials before the 8 s max TTL.
@@ -313,15 +413,27 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
         if u != user1 {
             break (u, pw);
         }
-        assert!(written.elapsed() < Duration::from_secs(8), "file not rewritten before the max TTL");
+        assert!(
+            written.elapsed() < Duration::from_secs(8),
+            "file not rewritten before the max TTL"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(p.metrics.get(Event::LeaseRenewal) >= 1, "the lease was renewed first");
-    assert!(can_login(&pg, &user2, &pass2).await, "the new credentials work");
+    assert!(
+        p.metrics.get(Event::LeaseRenewal) >= 1,
+        "the lease was renewed first"
+    );
+    assert!(
+        can_login(&pg, &user2, &pass2).await,
+        "the new credentials work"
+    );
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(!text.contains(&first_lease), "a new lease");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 fn creds(file: &std::path::Path) -> (String, String) {

@@ -20,7 +20,11 @@ async fn setup(bao: &OpenBao) -> (String, String) {
     )
     .unwrap();
     root.kv2("secret")
-        .write("app", json!({"password": "cli-kv-value"}).as_object().unwrap(), None)
+        .write(
+            "app",
+            json!({"password": "cli-kv-value"}).as_object().unwrap(),
+            None,
+        )
         .await
         .unwrap();
     root.write_policy("app", r#"path "secret/data/*" { capabilities = ["read"] }"#)
@@ -85,11 +89,18 @@ async fn sidecar_survives_a_freeze_past_the_token_ttl() {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let url = format!("http://127.0.0.1:{port}/v1/secret/data/app");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "the proxy did not start listening");
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not start listening"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(written["data"]["data"]["password"], "cli-kv-value");
 
     let get = || http.get(&url).header("X-Vault-Request", "true").send();
@@ -118,12 +129,18 @@ async fn sidecar_survives_a_freeze_past_the_token_ttl() {
         if let Some(status) = proxy.0.try_wait().unwrap() {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(5), "no exit after SIGTERM");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "no exit after SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     let mut stderr = String::new();
     std::io::Read::read_to_string(proxy.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("revoked the vault token"), "{stderr}");
-    assert!(!stderr.contains(&secret_id), "the secret_id leaked into the logs");
+    assert!(
+        !stderr.contains(&secret_id),
+        "the secret_id leaked into the logs"
+    );
 }

@@ -1,1 +1,227 @@
-fn main() {}
+//! `vault-aws-extension`: an external Lambda extension that is a drop-in
+//! replacement for hashicorp/vault-lambda-extension, built on `vault-proxy`.
+//!
+//! - `VAULT_RUN_MODE=default` (secret files, then the proxy), `proxy`, or `file`.
+//! - File mode writes the secret files BEFORE registering, so the function
+//!   can read them during its init; proxy mode binds the listener and
+//!   registers at once, and the proxy makes early requests wait for the login.
+//! - Errors are reported through `init/error` with a readable type
+//!   (`Extension.ConfigError`, `Extension.AuthError`, `Extension.SecretError`).
+//! - On `SHUTDOWN` it revokes its token and exits within the deadline.
+//!
+//! Configuration: docs/proxy.md.
+
+mod auth;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use vault_client::VaultClient;
+use vault_proxy::{
+    Listener, Metrics, Proxy, SecretFiles, Settings, TokenManager, client_config_from_lookup,
+};
+
+/// A failure during init, with the type reported to Lambda.
+struct InitFailure {
+    error_type: &'static str,
+    message: String,
+}
+
+impl InitFailure {
+    fn config(e: impl std::fmt::Display) -> Self {
+        Self {
+            error_type: "Extension.ConfigError",
+            message: format!("vault-aws-extension configuration: {e}"),
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+fn init_logging(level: &str) {
+    let level = match level {
+        "trace" => tracing::Level::TRACE,
+        "debug" => tracing::Level::DEBUG,
+        "warn" | "warning" => tracing::Level::WARN,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::INFO,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .without_time()
+        .with_target(false)
+        .init();
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> std::process::ExitCode {
+    let started = Instant::now();
+    match run(started).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(()) => std::process::ExitCode::FAILURE,
+    }
+}
+
+async fn run(started: Instant) -> Result<(), ()> {
+    let settings = Settings::from_lookup(env, true);
+    init_logging(settings.as_ref().map_or("info", |s| s.log_level.as_str()));
+    let prepared = match settings {
+        Ok(settings) => prepare(settings).await,
+        Err(e) => Err(InitFailure::config(e)),
+    };
+    let (tokens, cancel, files) = match prepared {
+        Ok(p) => p,
+        Err(failure) => {
+            report_init_error(&failure).await;
+            return Err(());
+        }
+    };
+
+    let shutdown = Arc::new(Notify::new());
+    let processor = {
+        let (tokens, cancel, shutdown) = (tokens.clone(), cancel.clone(), Arc::clone(&shutdown));
+        service_fn(move |event: LambdaEvent| {
+            let (tokens, cancel, shutdown) =
+                (tokens.clone(), cancel.clone(), Arc::clone(&shutdown));
+            async move {
+                if let NextEvent::Shutdown(e) = event.next {
+                    let budget = time_left(e.deadline_ms)
+                        .saturating_sub(Duration::from_millis(300))
+                        .clamp(Duration::from_millis(100), Duration::from_millis(1500));
+                    tracing::info!(reason = %e.shutdown_reason, budget_ms = budget.as_millis() as u64, "shutting down");
+                    cancel.cancel();
+                    tokens.shutdown(budget).await;
+                    shutdown.notify_one();
+                }
+                Ok::<(), lambda_extension::Error>(())
+            }
+        })
+    };
+    let registered = match Extension::new()
+        .with_events(&["SHUTDOWN"])
+        .with_events_processor(processor)
+        .register()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register with the Lambda Extensions API");
+            return Err(());
+        }
+    };
+    tracing::info!(
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "vault-aws-extension registered"
+    );
+    if let Some((files, states)) = files {
+        files.spawn_maintenance(states, cancel.clone());
+    }
+    tokio::select! {
+        r = registered.run() => {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "the Extensions API loop failed");
+                return Err(());
+            }
+        }
+        () = shutdown.notified() => {}
+    }
+    Ok(())
+}
+
+type Prepared = (
+    TokenManager,
+    CancellationToken,
+    Option<(SecretFiles, Vec<vault_proxy::SecretFileState>)>,
+);
+
+/// Everything before `register`: configuration, the proxy's listener, and
+/// in file mode the login and the secret files.
+async fn prepare(settings: Settings) -> Result<Prepared, InitFailure> {
+    let client = client_config_from_lookup(env)
+        .and_then(VaultClient::new)
+        .map_err(InitFailure::config)?;
+    let auth = auth::auth_from_lookup(env).map_err(InitFailure::config)?;
+    let tokens = TokenManager::new(
+        client,
+        auth,
+        settings.token.clone(),
+        Arc::new(Metrics::new()),
+    );
+    let cancel = CancellationToken::new();
+    if settings.run_mode.proxy() {
+        let listener = Listener::bind(&settings.proxy.listen).await.map_err(|e| {
+            InitFailure::config(format!("cannot listen on {}: {e}", settings.proxy.listen))
+        })?;
+        let proxy = Proxy::new(tokens.clone(), &settings.proxy);
+        tokio::spawn(proxy.serve(listener, cancel.clone()));
+    }
+    tokens.start();
+    let mut files = None;
+    if settings.run_mode.files() && !settings.files.secrets.is_empty() {
+        tokens
+            .wait_ready(settings.token.login_wait)
+            .await
+            .map_err(|e| InitFailure {
+                error_type: "Extension.AuthError",
+                message: format!("vault-aws-extension: {e}"),
+            })?;
+        let secret_files = SecretFiles::new(tokens.clone(), settings.files.clone());
+        let states = secret_files.write_all().await.map_err(|e| InitFailure {
+            error_type: "Extension.SecretError",
+            message: format!("vault-aws-extension: {e}"),
+        })?;
+        files = Some((secret_files, states));
+    }
+    Ok((tokens, cancel, files))
+}
+
+/// Registers (the API accepts errors only from registered extensions) and
+/// posts `init/error`; Lambda then fails the init with this type.
+async fn report_init_error(failure: &InitFailure) {
+    tracing::error!(error_type = failure.error_type, "{}", failure.message);
+    let registered = match Extension::new().with_events(&["SHUTDOWN"]).register().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register to report the init error");
+            return;
+        }
+    };
+    let body = lambda_extension::requests::ErrorRequest {
+        error_message: &failure.message,
+        error_type: failure.error_type,
+        stack_trace: Vec::new(),
+    };
+    let request = match lambda_extension::requests::init_error(
+        &registered.extension_id,
+        failure.error_type,
+        Some(body),
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the init/error request");
+            return;
+        }
+    };
+    match lambda_runtime_api_client::Client::builder().build() {
+        Ok(client) => {
+            if let Err(e) = client.call(request).await {
+                tracing::error!(error = %e, "cannot report the init error");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "cannot reach the Extensions API"),
+    }
+}
+
+fn time_left(deadline_ms: u64) -> Duration {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    Duration::from_millis(deadline_ms.saturating_sub(now))
+}

@@ -43,7 +43,11 @@ pub fn http() -> reqwest::Client {
 pub async fn setup(bao: &OpenBao, ttl: &str, max_ttl: &str) {
     let root = root(bao);
     root.kv2("secret")
-        .write("app", json!({"password": KV_VALUE}).as_object().unwrap(), None)
+        .write(
+            "app",
+            json!({"password": KV_VALUE}).as_object().unwrap(),
+            None,
+        )
         .await
         .unwrap();
     root.enable_secrets_engine("kv1", "kv", None).await.unwrap();
