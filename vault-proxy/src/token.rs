@@ -296,13 +296,12 @@ impl TokenManager {
         if !self.inner.config.revoke_on_shutdown {
             return;
         }
-        if let Some(token) = self.inner.current.swap(None) {
-            if tokio::time::timeout(deadline, self.revoke(&token))
+        if let Some(token) = self.inner.current.swap(None)
+            && tokio::time::timeout(deadline, self.revoke(&token))
                 .await
                 .is_err()
-            {
-                tracing::warn!(accessor = %token.accessor, "token revocation did not finish before the shutdown deadline");
-            }
+        {
+            tracing::warn!(accessor = %token.accessor, "token revocation did not finish before the shutdown deadline");
         }
     }
 

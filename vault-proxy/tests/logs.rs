@@ -43,8 +43,10 @@ async fn no_secret_in_any_log_line_at_trace_level() {
 
     let bao = OpenBao::start().await;
     setup(&bao, "2s", "1h").await;
-    let mut config = ProxyConfig::default();
-    config.cache = CacheConfig::default();
+    let config = ProxyConfig {
+        cache: CacheConfig::default(),
+        ..ProxyConfig::default()
+    };
     let p = start_proxy(
         &bao.addr(),
         approle(),
