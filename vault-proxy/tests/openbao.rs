@@ -13,7 +13,8 @@ use serde_json::json;
 use testkit::{OpenBao, Postgres};
 use vault_client::Method;
 use vault_proxy::{
-    CacheConfig, Event, FilesConfig, GuardConfig, ProxyConfig, SecretFileSpec, SecretFiles,
+    CacheConfig, Event, FilesConfig, GuardConfig, Listen, Listener, Proxy, ProxyConfig,
+    SecretFileSpec, SecretFiles,
 };
 
 fn proxy_config() -> ProxyConfig {
@@ -154,6 +155,33 @@ async fn ssrf_guard_and_token_replacement() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(KV_VALUE));
     assert_eq!(p.metrics.get(Event::Rejected), 2);
+
+    // The same proxy on a unix socket (mode 0600).
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("proxy.sock");
+    let config = ProxyConfig {
+        listen: Listen::Unix(sock.clone()),
+        ..proxy_config()
+    };
+    let listener = Listener::bind(&config.listen).await.unwrap();
+    tokio::spawn(Proxy::new(p.tokens.clone(), &config).serve(listener, p.cancel.clone()));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let over_unix = reqwest::Client::builder()
+        .unix_socket(sock.clone())
+        .build()
+        .unwrap();
+    let resp = over_unix
+        .get("http://localhost/v1/secret/data/app")
+        .header("X-Vault-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.text().await.unwrap().contains(KV_VALUE));
 
     // Switched off: any local caller is served; POST bodies are forwarded.
     let mut open = proxy_config();
