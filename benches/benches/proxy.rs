@@ -144,12 +144,12 @@ async fn setup(bao: &OpenBao) -> (String, String) {
     )
 }
 
-/// Our proxy on its own 2-thread runtime (as a sidecar process would be).
+/// Our proxy on its own thread with a current-thread runtime, as in the
+/// Lambda extension.
 fn start_our_proxy(vault: String, role_id: String, secret_id: String) -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();

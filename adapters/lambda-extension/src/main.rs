@@ -13,7 +13,7 @@
 
 mod auth;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_extension::{Extension, LambdaEvent, NextEvent, service_fn};
@@ -71,24 +71,27 @@ async fn main() -> std::process::ExitCode {
 async fn run(started: Instant) -> Result<(), ()> {
     let settings = Settings::from_lookup(env, true);
     init_logging(settings.as_ref().map_or("info", |s| s.log_level.as_str()));
-    let prepared = match settings {
-        Ok(settings) => prepare(settings).await,
+    let early = match settings {
+        Ok(settings) => before_register(settings).await,
         Err(e) => Err(InitFailure::config(e)),
     };
-    let (tokens, cancel, files) = match prepared {
-        Ok(p) => p,
+    let mut early = match early {
+        Ok(early) => early,
         Err(failure) => {
             report_init_error(&failure).await;
             return Err(());
         }
     };
 
+    let cancel = CancellationToken::new();
     let shutdown = Arc::new(Notify::new());
+    let managed: Arc<OnceLock<TokenManager>> = Arc::new(OnceLock::new());
     let processor = {
-        let (tokens, cancel, shutdown) = (tokens.clone(), cancel.clone(), Arc::clone(&shutdown));
+        let (managed, cancel, shutdown) =
+            (Arc::clone(&managed), cancel.clone(), Arc::clone(&shutdown));
         service_fn(move |event: LambdaEvent| {
-            let (tokens, cancel, shutdown) =
-                (tokens.clone(), cancel.clone(), Arc::clone(&shutdown));
+            let (managed, cancel, shutdown) =
+                (Arc::clone(&managed), cancel.clone(), Arc::clone(&shutdown));
             async move {
                 if let NextEvent::Shutdown(e) = event.next {
                     let budget = time_left(e.deadline_ms)
@@ -96,7 +99,9 @@ async fn run(started: Instant) -> Result<(), ()> {
                         .clamp(Duration::from_millis(100), Duration::from_millis(1500));
                     tracing::info!(reason = %e.shutdown_reason, budget_ms = budget.as_millis() as u64, "shutting down");
                     cancel.cancel();
-                    tokens.shutdown(budget).await;
+                    if let Some(tokens) = managed.get() {
+                        tokens.shutdown(budget).await;
+                    }
                     shutdown.notify_one();
                 }
                 Ok::<(), lambda_extension::Error>(())
@@ -119,7 +124,34 @@ async fn run(started: Instant) -> Result<(), ()> {
         elapsed_us = started.elapsed().as_micros() as u64,
         "vault-aws-extension registered"
     );
-    if let Some((files, states)) = files {
+
+    // Proxy mode: the HTTP client (TLS roots) is built after registering;
+    // early requests wait in the listener's backlog, then for the login.
+    let tokens = match early.tokens.take() {
+        Some(tokens) => tokens,
+        None => match VaultClient::new(early.client_config.clone()) {
+            Ok(client) => {
+                let tokens = TokenManager::new(
+                    client,
+                    Arc::clone(&early.auth),
+                    early.settings.token.clone(),
+                    Arc::new(Metrics::new()),
+                );
+                tokens.start();
+                tokens
+            }
+            Err(e) => {
+                post_init_error(&registered.extension_id, &InitFailure::config(e)).await;
+                return Err(());
+            }
+        },
+    };
+    let _ = managed.set(tokens.clone());
+    if let Some(listener) = early.listener.take() {
+        let proxy = Proxy::new(tokens.clone(), &early.settings.proxy);
+        tokio::spawn(proxy.serve(listener, cancel.clone()));
+    }
+    if let Some((files, states)) = early.files.take() {
         files.spawn_maintenance(states, cancel.clone());
     }
     tokio::select! {
@@ -134,71 +166,82 @@ async fn run(started: Instant) -> Result<(), ()> {
     Ok(())
 }
 
-type Prepared = (
-    TokenManager,
-    CancellationToken,
-    Option<(SecretFiles, Vec<vault_proxy::SecretFileState>)>,
-);
+/// What is done before `register`.
+struct Early {
+    settings: Settings,
+    client_config: vault_client::ClientConfig,
+    auth: Arc<dyn vault_client::VaultAuth>,
+    listener: Option<Listener>,
+    tokens: Option<TokenManager>,
+    files: Option<(SecretFiles, Vec<vault_proxy::SecretFileState>)>,
+}
 
 /// Everything before `register`: configuration, the proxy's listener, and
-/// in file mode the login and the secret files.
-async fn prepare(settings: Settings) -> Result<Prepared, InitFailure> {
-    let client = client_config_from_lookup(env)
-        .and_then(VaultClient::new)
-        .map_err(InitFailure::config)?;
+/// when there are secret files, the login and the files.
+async fn before_register(settings: Settings) -> Result<Early, InitFailure> {
+    let client_config = client_config_from_lookup(env).map_err(InitFailure::config)?;
     let auth = auth::auth_from_lookup(env).map_err(InitFailure::config)?;
-    let tokens = TokenManager::new(
-        client,
-        auth,
-        settings.token.clone(),
-        Arc::new(Metrics::new()),
-    );
-    let cancel = CancellationToken::new();
-    if settings.run_mode.proxy() {
-        let listener = Listener::bind(&settings.proxy.listen).await.map_err(|e| {
+    let listener = if settings.run_mode.proxy() {
+        Some(Listener::bind(&settings.proxy.listen).await.map_err(|e| {
             InitFailure::config(format!("cannot listen on {}: {e}", settings.proxy.listen))
-        })?;
-        let proxy = Proxy::new(tokens.clone(), &settings.proxy);
-        tokio::spawn(proxy.serve(listener, cancel.clone()));
-    }
-    tokens.start();
-    let mut files = None;
-    if settings.run_mode.files() && !settings.files.secrets.is_empty() {
+        })?)
+    } else {
+        None
+    };
+    let mut early = Early {
+        client_config,
+        auth,
+        listener,
+        tokens: None,
+        files: None,
+        settings,
+    };
+    if early.settings.run_mode.files() && !early.settings.files.secrets.is_empty() {
+        let client = VaultClient::new(early.client_config.clone()).map_err(InitFailure::config)?;
+        let tokens = TokenManager::new(
+            client,
+            Arc::clone(&early.auth),
+            early.settings.token.clone(),
+            Arc::new(Metrics::new()),
+        );
+        tokens.start();
         tokens
-            .wait_ready(settings.token.login_wait)
+            .wait_ready(early.settings.token.login_wait)
             .await
             .map_err(|e| InitFailure {
                 error_type: "Extension.AuthError",
                 message: format!("vault-aws-extension: {e}"),
             })?;
-        let secret_files = SecretFiles::new(tokens.clone(), settings.files.clone());
+        let secret_files = SecretFiles::new(tokens.clone(), early.settings.files.clone());
         let states = secret_files.write_all().await.map_err(|e| InitFailure {
             error_type: "Extension.SecretError",
             message: format!("vault-aws-extension: {e}"),
         })?;
-        files = Some((secret_files, states));
+        early.files = Some((secret_files, states));
+        early.tokens = Some(tokens);
     }
-    Ok((tokens, cancel, files))
+    Ok(early)
 }
 
 /// Registers (the API accepts errors only from registered extensions) and
 /// posts `init/error`; Lambda then fails the init with this type.
 async fn report_init_error(failure: &InitFailure) {
+    match Extension::new().with_events(&["SHUTDOWN"]).register().await {
+        Ok(registered) => post_init_error(&registered.extension_id, failure).await,
+        Err(e) => tracing::error!(error = %e, "cannot register to report the init error"),
+    }
+}
+
+/// `POST /init/error` for the registered extension `extension_id`.
+async fn post_init_error(extension_id: &str, failure: &InitFailure) {
     tracing::error!(error_type = failure.error_type, "{}", failure.message);
-    let registered = match Extension::new().with_events(&["SHUTDOWN"]).register().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot register to report the init error");
-            return;
-        }
-    };
     let body = lambda_extension::requests::ErrorRequest {
         error_message: &failure.message,
         error_type: failure.error_type,
         stack_trace: Vec::new(),
     };
     let request = match lambda_extension::requests::init_error(
-        &registered.extension_id,
+        extension_id,
         failure.error_type,
         Some(body),
     ) {
