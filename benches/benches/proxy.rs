@@ -251,6 +251,9 @@ listener "tcp" {{
     (SocketAddr::from(([127, 0, 0, 1], port)), child)
 }
 
+/// A measured path: name, address, request headers.
+type Case<'a> = (&'a str, SocketAddr, Vec<(&'a str, String)>);
+
 fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("http://").parse().unwrap()
 }
@@ -276,7 +279,7 @@ async fn proxies(bao: &OpenBao, role_id: &str, secret_id: &str, secs: f64) {
     let path = "/v1/secret/data/bench";
     let direct = addr_of(&bao.addr());
     let req = ("X-Vault-Request", "true".to_owned());
-    let cases: [(&str, SocketAddr, Vec<(&str, String)>); 4] = [
+    let cases: [Case<'_>; 4] = [
         (
             "direct (AppRole token)",
             direct,
