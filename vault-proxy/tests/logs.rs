@@ -85,6 +85,11 @@ async fn no_secret_in_any_log_line_at_trace_level() {
     // Renewals of the 2 s token and file refreshes happen meanwhile.
     tokio::time::sleep(Duration::from_secs(3)).await;
     tokens.push(p.tokens.current().unwrap().secret().clone());
+    assert!(
+        p.metrics.get(vault_proxy::Event::FileWrite) >= 3,
+        "the KV file is re-read on its 500 ms interval"
+    );
+    assert!(p.metrics.get(vault_proxy::Event::Renewal) >= 1);
     p.tokens.shutdown(Duration::from_secs(2)).await;
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
