@@ -490,7 +490,11 @@ impl Proxy {
                     cache.store.insert(key, Arc::clone(&entry)).await;
                     Ok(cached_response(&entry, false))
                 }
-                Err(Miss::NotCacheable(entry)) => Ok(cached_response(&entry, false)),
+                Err(Miss::NotCacheable(entry)) => {
+                    // The path no longer answers with something cacheable.
+                    cache.store.invalidate(&key).await;
+                    Ok(cached_response(&entry, false))
+                }
                 Err(Miss::Failed(f)) => Err(f),
             };
         }

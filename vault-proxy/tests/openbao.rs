@@ -294,6 +294,51 @@ async fn cache_hits_leases_and_single_flight() {
     assert_eq!(status, 400);
     assert!(body.contains("cache, recache or nocache"), "{body}");
 
+    // The namespace is part of the key: the same path in namespace `team`
+    // is another secret, forwarded with its X-Vault-Namespace header.
+    let root_client = root(&bao);
+    root_client
+        .request(Method::POST, "sys/namespaces/team")
+        .send()
+        .await
+        .unwrap();
+    let team = root_client.with_namespace(Some("team"));
+    team.enable_secrets_engine("secret", "kv", Some(json!({"version": "2"})))
+        .await
+        .unwrap();
+    team.kv2("secret")
+        .write(
+            "app",
+            json!({"password": "team-value"}).as_object().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    root_client
+        .write_policy(
+            "app",
+            r#"path "secret/data/*" { capabilities = ["read"] }
+path "team/secret/data/*" { capabilities = ["read"] }
+path "kv1/*" { capabilities = ["read"] }"#,
+        )
+        .await
+        .unwrap();
+    let (status, h, body) = get(
+        &http,
+        &p.v1("secret/data/app"),
+        &[cache[0], ("X-Vault-Namespace", "team")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(h["x-cache"], "MISS");
+    assert!(
+        body.contains("team-value") && !body.contains(KV_VALUE),
+        "{body}"
+    );
+    let (_, h, body) = get(&http, &p.v1("secret/data/app"), &cache).await;
+    assert_eq!(h["x-cache"], "HIT");
+    assert!(body.contains(KV_VALUE), "{body}");
+
     // Errors are not cached.
     let n = upstream();
     for _ in 0..2 {
