@@ -532,3 +532,50 @@ async fn can_login(pg: &Postgres, user: &str, password: &str) -> bool {
         .unwrap();
     out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
 }
+
+/// A login that takes a while, like a cold IAM login.
+struct SlowLogin(std::sync::Arc<dyn vault_client::VaultAuth>);
+
+#[async_trait::async_trait]
+impl vault_client::VaultAuth for SlowLogin {
+    async fn login(
+        &self,
+        client: &vault_client::VaultClient,
+    ) -> vault_client::Result<vault_client::AuthInfo> {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.0.login(client).await
+    }
+    fn method(&self) -> &'static str {
+        "slow"
+    }
+}
+
+#[tokio::test]
+async fn requests_wait_for_the_first_login() {
+    let bao = OpenBao::start().await;
+    setup(&bao, "1h", "2h").await;
+    let started = Instant::now();
+    let p = start_proxy(
+        &bao.addr(),
+        std::sync::Arc::new(SlowLogin(approle())),
+        token_config(Duration::from_secs(10)),
+        proxy_config(),
+    )
+    .await;
+    let http = http();
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (http, url) = (http.clone(), p.v1("secret/data/app"));
+            tokio::spawn(async move { get(&http, &url, &[]).await })
+        })
+        .collect();
+    for t in tasks {
+        let (status, _, body) = t.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "they waited for the login"
+    );
+    assert_eq!(p.metrics.get(Event::Login), 1, "one login for all of them");
+}
