@@ -4,6 +4,7 @@
 //! `VAULT_TOKEN`, `VAULT_CACERT`, ...; see `vault_client::ClientConfig`).
 
 mod login;
+mod proxy;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: login::LoginCommand,
     },
+    /// Run the local authenticating, caching Vault proxy (sidecar); see docs/proxy.md.
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -128,6 +131,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             command: VaultCommand::Health { format },
         } => health(&client(cli.address.as_deref())?, format).await,
         Command::Login { command } => login::run(&client(cli.address.as_deref())?, command).await,
+        Command::Proxy(args) => proxy::run(args, cli.address.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
