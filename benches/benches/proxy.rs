@@ -25,9 +25,7 @@ use serde_json::{Value, json};
 use testkit::OpenBao;
 use vault_aws_benches::{Latencies, Table, fmt_duration};
 use vault_client::{ClientConfig, SecretString, VaultClient};
-use vault_proxy::{
-    AppRoleLogin, Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager,
-};
+use vault_proxy::{Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager};
 
 /// Requests, wall time and latencies of one or more load slices.
 #[derive(Default)]
@@ -168,7 +166,7 @@ fn start_our_proxy(vault: String, role_id: String, secret_id: String) -> SocketA
             .unwrap();
         rt.block_on(async move {
             let client = VaultClient::new(ClientConfig::new(&vault).unwrap()).unwrap();
-            let auth = Arc::new(AppRoleLogin::new(
+            let auth = Arc::new(vault_approle::AppRoleAuth::new(
                 "approle",
                 &role_id,
                 Some(SecretString::from(secret_id)),

@@ -222,7 +222,7 @@ impl Settings {
     ///
     /// The Vault connection itself (`VAULT_ADDR`, `VLE_VAULT_ADDR`, TLS, namespace)
     /// is read by [`client_config_from_lookup`]; the login by
-    /// [`crate::auth_from_lookup`].
+    /// `vault_auth_env::auth_from_lookup` in the binaries.
     pub fn from_lookup<F>(lookup: F, lambda: bool) -> Result<Self, ConfigError>
     where
         F: Fn(&str) -> Option<String>,

@@ -12,7 +12,9 @@
 //! let env = |k: &str| std::env::var(k).ok();
 //! let settings = Settings::from_lookup(env, false)?;
 //! let client = vault_client::VaultClient::new(vault_proxy::client_config_from_lookup(env)?)?;
-//! let auth = vault_proxy::auth_from_lookup(env)?;
+//! // Any login: here a token from VAULT_TOKEN; the binaries use `vault_auth_env`
+//! // (AWS IAM, EC2, AppRole, token).
+//! let auth = std::sync::Arc::new(vault_client::TokenAuth::from_lookup(env)?);
 //! let tokens = TokenManager::new(client, auth, settings.token.clone(), Arc::new(Metrics::new()));
 //! tokens.start();
 //! let listener = Listener::bind(&settings.proxy.listen).await?;
@@ -27,13 +29,11 @@
 //! | [`Proxy`] | `127.0.0.1:8200` (or a unix socket): SSRF guard, optional cache, token injection, streaming forward, one re-login and retry on 403, Prometheus metrics at `/vault-aws/metrics` |
 //! | [`SecretFiles`] | `VAULT_SECRET_PATH[_X]` → `VAULT_SECRET_FILE[_X]` (0600, atomic), lease renewal and re-read before max TTL, optional refresh interval |
 //! | [`Settings`] | configuration from hashicorp/vault-lambda-extension's variables plus ours (see `docs/proxy.md`) |
-//! | [`auth_from_lookup`] | token or AppRole login from the environment |
 //!
 //! No feature flags. Secrets: tokens are `SecretString`s and sensitive
 //! header values; `Debug` output and logs show accessors, never tokens or
 //! secret values.
 
-mod auth;
 mod cache;
 mod config;
 mod files;
@@ -41,7 +41,6 @@ mod metrics;
 mod proxy;
 mod token;
 
-pub use auth::{AppRoleLogin, auth_from_lookup};
 pub use config::{
     CacheConfig, DEFAULT_GRACE, DEFAULT_LISTEN, DEFAULT_SECRET_FILE, DEFAULT_SECRET_HEADER,
     FilesConfig, GuardConfig, Listen, METRICS_PATH, ProxyConfig, RunMode, SECRET_DIR,

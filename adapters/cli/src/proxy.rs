@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use vault_client::VaultClient;
 use vault_proxy::{
-    Listen, Listener, Metrics, Proxy, SecretFiles, Settings, TokenManager, auth_from_lookup,
+    Listen, Listener, Metrics, Proxy, SecretFiles, Settings, TokenManager,
     client_config_from_lookup,
 };
 
@@ -39,7 +39,7 @@ pub async fn run(args: ProxyArgs, address: Option<&str>) -> anyhow::Result<()> {
     };
     let settings = Settings::from_lookup(env, false)?;
     let client = VaultClient::new(client_config_from_lookup(env)?)?;
-    let auth = auth_from_lookup(env)?;
+    let auth = vault_auth_env::auth_from_lookup(env)?;
     let metrics = Arc::new(Metrics::new());
     let tokens = TokenManager::new(client, auth, settings.token.clone(), metrics);
     let cancel = CancellationToken::new();

@@ -11,9 +11,7 @@ use serde_json::json;
 use testkit::OpenBao;
 use tokio_util::sync::CancellationToken;
 use vault_client::{ClientConfig, Method, SecretString, VaultAuth, VaultClient};
-use vault_proxy::{
-    AppRoleLogin, Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager,
-};
+use vault_proxy::{Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager};
 
 pub const ROLE_ID: &str = "proxy-test-role-id";
 pub const SECRET_ID: &str = "proxy-test-secret-id-7f3a";
@@ -84,7 +82,7 @@ path "sys/leases/renew" { capabilities = ["update"] }"#,
 }
 
 pub fn approle() -> Arc<dyn VaultAuth> {
-    Arc::new(AppRoleLogin::new(
+    Arc::new(vault_approle::AppRoleAuth::new(
         "approle",
         ROLE_ID,
         Some(SecretString::from(SECRET_ID)),
