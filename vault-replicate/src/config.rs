@@ -62,7 +62,11 @@ fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
     }
 }
 
-fn parse_num<T: std::str::FromStr>(name: &str, raw: &str, expected: &str) -> Result<T, ConfigError> {
+fn parse_num<T: std::str::FromStr>(
+    name: &str,
+    raw: &str,
+    expected: &str,
+) -> Result<T, ConfigError> {
     raw.trim()
         .parse()
         .map_err(|_| ConfigError::new(name, expected, raw))
@@ -97,7 +101,11 @@ impl ReplicateConfig {
             None => Granularity::Secret,
         };
         let days: u8 = match get("REPLICATE_RECOVERY_WINDOW_DAYS") {
-            Some(d) => parse_num("REPLICATE_RECOVERY_WINDOW_DAYS", &d, "a number of days from 7 to 30")?,
+            Some(d) => parse_num(
+                "REPLICATE_RECOVERY_WINDOW_DAYS",
+                &d,
+                "a number of days from 7 to 30",
+            )?,
             None => 30,
         };
         let deletion = DeletionPolicy::parse(&get("REPLICATE_DELETION").unwrap_or_default(), days)?;
@@ -118,7 +126,10 @@ impl ReplicateConfig {
                 None => Ok(d),
             }
         };
-        let max_attempts = tps("REPLICATE_AWS_MAX_ATTEMPTS", crate::aws::DEFAULT_MAX_ATTEMPTS)?;
+        let max_attempts = tps(
+            "REPLICATE_AWS_MAX_ATTEMPTS",
+            crate::aws::DEFAULT_MAX_ATTEMPTS,
+        )?;
         if max_attempts == 0 || max_attempts > 20 {
             return Err(ConfigError::new(
                 "REPLICATE_AWS_MAX_ATTEMPTS",
@@ -221,13 +232,18 @@ impl ReplicateConfig {
             )?);
         }
         if let Some(bucket) = &self.s3_bucket {
-            let prefix = self.s3_prefix.clone().unwrap_or_else(|| self.target_prefix.clone());
+            let prefix = self
+                .s3_prefix
+                .clone()
+                .unwrap_or_else(|| self.target_prefix.clone());
             let path_style = sdk.endpoint_url().is_some();
             let target = S3Target::new(
                 crate::aws::s3_client(sdk, path_style),
                 bucket,
                 &prefix,
-                self.s3_kms_key_id.clone().or_else(|| self.kms_key_id.clone()),
+                self.s3_kms_key_id
+                    .clone()
+                    .or_else(|| self.kms_key_id.clone()),
                 self.adopt,
                 self.write_tps,
             )?;
@@ -248,7 +264,8 @@ impl ReplicateConfig {
     /// The SNS notifier, when a topic is configured.
     pub fn notifier(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn Notifier>> {
         self.sns_topic_arn.as_ref().map(|arn| {
-            Arc::new(SnsNotifier::new(crate::aws::sns_client(sdk), arn.clone())) as Arc<dyn Notifier>
+            Arc::new(SnsNotifier::new(crate::aws::sns_client(sdk), arn.clone()))
+                as Arc<dyn Notifier>
         })
     }
 }
@@ -259,8 +276,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn cfg(vars: &[(&str, &str)]) -> Result<ReplicateConfig, ConfigError> {
-        let m: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         ReplicateConfig::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -273,7 +292,10 @@ mod tests {
         assert_eq!(c.concurrency, 16);
         assert_eq!((c.write_tps, c.read_tps, c.max_attempts), (40, 80, 5));
         assert!(c.secrets_manager && !c.adopt && c.s3_bucket.is_none());
-        assert_eq!(c.policy().unwrap().naming.name("secret", "a/b", None), "vault/a/b");
+        assert_eq!(
+            c.policy().unwrap().naming.name("secret", "a/b", None),
+            "vault/a/b"
+        );
     }
 
     #[test]

@@ -89,7 +89,11 @@ pub struct ConfigError {
 
 impl ConfigError {
     /// A new error for `name`.
-    pub fn new(name: impl Into<String>, expected: impl Into<String>, got: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Self {
         Self {
             name: name.into(),
             expected: expected.into(),

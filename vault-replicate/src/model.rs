@@ -163,7 +163,11 @@ impl FromStr for Granularity {
         match s.trim().to_ascii_lowercase().as_str() {
             "secret" => Ok(Self::Secret),
             "key" => Ok(Self::Key),
-            _ => Err(ConfigError::new("REPLICATE_GRANULARITY", "`secret` or `key`", s)),
+            _ => Err(ConfigError::new(
+                "REPLICATE_GRANULARITY",
+                "`secret` or `key`",
+                s,
+            )),
         }
     }
 }
@@ -313,7 +317,10 @@ pub fn validate_secret_name(name: &str) -> Result<(), Error> {
     let problem = if name.is_empty() {
         Some("it is empty".to_owned())
     } else if name.len() > 512 {
-        Some(format!("it has {} characters; at most 512 are allowed", name.len()))
+        Some(format!(
+            "it has {} characters; at most 512 are allowed",
+            name.len()
+        ))
     } else {
         name.chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
@@ -403,7 +410,10 @@ mod tests {
                 recovery_window_days: 7
             }
         );
-        assert_eq!(DeletionPolicy::parse("force", 0).unwrap(), DeletionPolicy::Force);
+        assert_eq!(
+            DeletionPolicy::parse("force", 0).unwrap(),
+            DeletionPolicy::Force
+        );
         assert!(DeletionPolicy::parse("maybe", 7).is_err());
     }
 }

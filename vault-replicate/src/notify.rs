@@ -27,7 +27,11 @@ pub fn summary(report: &Report, max_bytes: usize) -> (String, String) {
         "vault-replicate -> {}: {} failed{}",
         report.target,
         failed,
-        if report.error.is_some() { ", run aborted" } else { "" }
+        if report.error.is_some() {
+            ", run aborted"
+        } else {
+            ""
+        }
     );
     subject.truncate(100);
     let mut head = String::new();

@@ -183,7 +183,10 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
     if let Some(e) = live.iter().find(|e| e.version != s.version) {
         return item(
             Action::Update,
-            format!("vault has version {}, the target has {}", s.version, e.version),
+            format!(
+                "vault has version {}, the target has {}",
+                s.version, e.version
+            ),
         );
     }
     if granularity == Granularity::Key {
@@ -195,7 +198,10 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
             );
         }
     }
-    item(Action::Unchanged, format!("in sync at version {}", s.version))
+    item(
+        Action::Unchanged,
+        format!("in sync at version {}", s.version),
+    )
 }
 
 fn retire(
@@ -209,7 +215,11 @@ fn retire(
         return None;
     }
     let pick = |f: &dyn Fn(&TargetEntry) -> bool| -> Vec<TargetEntry> {
-        entries.iter().filter(|e| f(e)).map(|e| (*e).clone()).collect()
+        entries
+            .iter()
+            .filter(|e| f(e))
+            .map(|e| (*e).clone())
+            .collect()
     };
     let (action, todo, reason) = match deletion {
         DeletionPolicy::None => (
@@ -234,10 +244,13 @@ fn retire(
         (
             Action::Unchanged,
             Vec::new(),
-            format!("{why}; already {}", match deletion {
-                DeletionPolicy::None => "orphaned",
-                _ => "scheduled for deletion",
-            }),
+            format!(
+                "{why}; already {}",
+                match deletion {
+                    DeletionPolicy::None => "orphaned",
+                    _ => "scheduled for deletion",
+                }
+            ),
         )
     } else {
         (action, todo, reason)
@@ -331,7 +344,11 @@ mod tests {
         );
         assert_eq!(p.items[1].version, Some(3));
         assert_eq!(p.items[1].entries, vec![entry("b/c", 2)]);
-        assert!(p.items[1].reason.contains("version 3"), "{}", p.items[1].reason);
+        assert!(
+            p.items[1].reason.contains("version 3"),
+            "{}",
+            p.items[1].reason
+        );
         assert_eq!(p.changes().count(), 2);
         assert_eq!(p.count(Action::Unchanged), 1);
     }
@@ -361,14 +378,22 @@ mod tests {
             orphaned: true,
             ..entry("gone", 4)
         };
-        let p = plan(&src(&[]), &tgt(vec![orphaned]), &policy(DeletionPolicy::None));
+        let p = plan(
+            &src(&[]),
+            &tgt(vec![orphaned]),
+            &policy(DeletionPolicy::None),
+        );
         assert_eq!(actions(&p), vec![("gone".into(), Action::Unchanged)]);
         let pending = TargetEntry {
             pending_deletion: true,
             ..entry("gone", 4)
         };
         let t = tgt(vec![pending]);
-        let p = plan(&src(&[]), &t, &policy(DeletionPolicy::schedule(30).unwrap()));
+        let p = plan(
+            &src(&[]),
+            &t,
+            &policy(DeletionPolicy::schedule(30).unwrap()),
+        );
         assert_eq!(actions(&p), vec![("gone".into(), Action::Unchanged)]);
         // force deletes what is only scheduled
         let p = plan(&src(&[]), &t, &policy(DeletionPolicy::Force));
@@ -394,14 +419,22 @@ mod tests {
             pending_deletion: true,
             ..entry("a", 1)
         };
-        let p = plan(&src(&[("a", 1)]), &tgt(vec![pending]), &policy(DeletionPolicy::None));
+        let p = plan(
+            &src(&[("a", 1)]),
+            &tgt(vec![pending]),
+            &policy(DeletionPolicy::None),
+        );
         assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
         assert!(p.items[0].reason.contains("restore"));
         let orphaned = TargetEntry {
             orphaned: true,
             ..entry("a", 1)
         };
-        let p = plan(&src(&[("a", 1)]), &tgt(vec![orphaned]), &policy(DeletionPolicy::None));
+        let p = plan(
+            &src(&[("a", 1)]),
+            &tgt(vec![orphaned]),
+            &policy(DeletionPolicy::None),
+        );
         assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
     }
 
@@ -429,14 +462,24 @@ mod tests {
         };
         let s = src(&[("a", 2)]);
         let full = tgt(vec![key_entry("a", "u", 2, 2), key_entry("a", "p", 2, 2)]);
-        assert_eq!(actions(&plan(&s, &full, &pol)), vec![("a".into(), Action::Unchanged)]);
+        assert_eq!(
+            actions(&plan(&s, &full, &pol)),
+            vec![("a".into(), Action::Unchanged)]
+        );
         // a crash left one key behind
         let partial = tgt(vec![key_entry("a", "u", 2, 2)]);
         let p = plan(&s, &partial, &pol);
         assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
-        assert!(p.items[0].reason.contains("1 of 2"), "{}", p.items[0].reason);
+        assert!(
+            p.items[0].reason.contains("1 of 2"),
+            "{}",
+            p.items[0].reason
+        );
         let mixed = tgt(vec![key_entry("a", "u", 2, 2), key_entry("a", "p", 1, 2)]);
-        assert_eq!(actions(&plan(&s, &mixed, &pol)), vec![("a".into(), Action::Update)]);
+        assert_eq!(
+            actions(&plan(&s, &mixed, &pol)),
+            vec![("a".into(), Action::Update)]
+        );
         // an orphaned key (removed from vault earlier) does not count
         let mut gone = key_entry("a", "old", 1, 3);
         gone.orphaned = true;

@@ -169,7 +169,10 @@ mod tests {
         assert!(!r.is_success());
         assert_eq!(r.count("create"), 2);
         let t = r.table();
-        assert!(t.contains("create") && t.contains("vault.list") && t.contains("a/b: boom"), "{t}");
+        assert!(
+            t.contains("create") && t.contains("vault.list") && t.contains("a/b: boom"),
+            "{t}"
+        );
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["counts"]["create"], 2);
         assert_eq!(json["failures"][0]["action"], "update");

@@ -83,10 +83,8 @@ impl Replicator {
 
     /// Takes both snapshots (concurrently) and plans.
     pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64)> {
-        let (source, target) = tokio::join!(
-            self.source.snapshot(calls),
-            self.target.snapshot(calls)
-        );
+        let (source, target) =
+            tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
         let (source, target) = (source?, target?);
         let p = plan(&source, &target, &self.policy);
         Ok((p, source.entries.len() as u64, source.skipped_deleted))
@@ -132,7 +130,11 @@ impl Replicator {
                 vec![self.policy.naming.name(&item.mount, &item.path, None)]
             }
             (Action::Create | Action::Update, Granularity::Key) => {
-                vec![self.policy.naming.name(&item.mount, &item.path, Some("<key>"))]
+                vec![
+                    self.policy
+                        .naming
+                        .name(&item.mount, &item.path, Some("<key>")),
+                ]
             }
             _ => item.entries.iter().map(|e| e.name.clone()).collect(),
         };
@@ -280,12 +282,11 @@ fn desired_objects(
     let naming = &policy.naming;
     match naming.granularity() {
         Granularity::Secret => {
-            let json = serde_json::to_string(value.expose_secret()).map_err(|e| {
-                Error::Serialize {
+            let json =
+                serde_json::to_string(value.expose_secret()).map_err(|e| Error::Serialize {
                     path: item.path.clone(),
                     problem: e.to_string(),
-                }
-            })?;
+                })?;
             Ok(vec![Desired {
                 name: naming.name(&item.mount, &item.path, None),
                 mount: item.mount.clone(),

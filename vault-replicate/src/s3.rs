@@ -74,7 +74,11 @@ impl S3Target {
         write_tps: u32,
     ) -> Result<Self, ConfigError> {
         if bucket.trim().is_empty() {
-            return Err(ConfigError::new("REPLICATE_S3_BUCKET", "a bucket name", bucket));
+            return Err(ConfigError::new(
+                "REPLICATE_S3_BUCKET",
+                "a bucket name",
+                bucket,
+            ));
         }
         Ok(Self {
             client,
@@ -111,7 +115,14 @@ impl S3Target {
     async fn read_manifest(&self, calls: &ApiCalls) -> Result<Manifest> {
         calls.add(kinds::GET);
         let key = self.manifest_key();
-        match self.client.get_object().bucket(&self.bucket).key(&key).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .send()
+            .await
+        {
             Ok(o) => {
                 let bytes = o.body.collect().await.map_err(|e| Error::Aws {
                     service: "s3",
@@ -256,10 +267,8 @@ impl Target for S3Target {
         req.send()
             .await
             .map_err(|e| aws_error("s3", "PutObject", &desired.name, &e))?;
-        let map: HashMap<String, String> = tags
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
+        let map: HashMap<String, String> =
+            tags.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
         self.record(
             &desired.name,
             entry_from_tags(&desired.name, &desired.name, &map, false),

@@ -194,7 +194,12 @@ impl SecretsManagerTarget {
                                 .is_some_and(|m| m.contains("deletion")))
                 });
                 if !exists {
-                    return Err(aws_error("secretsmanager", "CreateSecret", &desired.name, &e));
+                    return Err(aws_error(
+                        "secretsmanager",
+                        "CreateSecret",
+                        &desired.name,
+                        &e,
+                    ));
                 }
                 // The listing did not show it (eventual consistency, a
                 // secret scheduled for deletion, or not ours): look.
@@ -379,7 +384,10 @@ impl SecretsManagerTargetBuilder {
             adopt: self.adopt,
             limits: RateLimits::new(
                 self.write_tps,
-                &[("ListSecrets", self.read_tps), ("DescribeSecret", self.read_tps)],
+                &[
+                    ("ListSecrets", self.read_tps),
+                    ("DescribeSecret", self.read_tps),
+                ],
             ),
         })
     }

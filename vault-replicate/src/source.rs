@@ -102,12 +102,11 @@ impl VaultKvSource {
         let Some(auth) = &self.auth else {
             return Ok(self.base.clone());
         };
-        if !fresh {
-            if let Ok(guard) = self.authed.lock() {
-                if let Some(c) = guard.as_ref() {
-                    return Ok(c.clone());
-                }
-            }
+        if !fresh
+            && let Ok(guard) = self.authed.lock()
+            && let Some(c) = guard.as_ref()
+        {
+            return Ok(c.clone());
         }
         calls.add(kinds::VAULT_LOGIN);
         let info = auth.login(&self.base).await?;
@@ -142,7 +141,9 @@ impl VaultKvSource {
     ) -> Result<Option<Vec<vault_client::DetailedEntry>>> {
         calls.add(kinds::VAULT_LIST);
         let r = self
-            .call(calls, |c| async move { c.kv2(mount).list_detailed(folder).await })
+            .call(calls, |c| async move {
+                c.kv2(mount).list_detailed(folder).await
+            })
             .await;
         match r {
             Ok(entries) => Ok(Some(entries)),
@@ -172,7 +173,10 @@ impl VaultKvSource {
                 if self.list_plain(calls, mount, &root).await?.is_empty() {
                     return Ok(());
                 }
-                tracing::info!(mount, "detailed-metadata is not available: falling back to metadata reads");
+                tracing::info!(
+                    mount,
+                    "detailed-metadata is not available: falling back to metadata reads"
+                );
                 None
             }
             other => other,
@@ -255,7 +259,10 @@ impl VaultKvSource {
                 calls.add(kinds::VAULT_READ_METADATA);
                 let p = path.as_str();
                 let m = self
-                    .call(calls, |c| async move { c.kv2(mount).read_metadata(p).await })
+                    .call(
+                        calls,
+                        |c| async move { c.kv2(mount).read_metadata(p).await },
+                    )
                     .await?;
                 Ok::<_, Error>((path, m))
             })
@@ -360,11 +367,7 @@ impl VaultKvSourceBuilder {
             ));
         }
         if self.list_concurrency == 0 || self.metadata_concurrency == 0 {
-            return Err(ConfigError::new(
-                "concurrency",
-                "at least 1",
-                "0",
-            ));
+            return Err(ConfigError::new("concurrency", "at least 1", "0"));
         }
         if self.auth.is_none() && !self.client.has_token() {
             return Err(ConfigError::new(

@@ -29,7 +29,12 @@ async fn secrets_manager_lifecycle_on_nested_folders() {
 
     // 110 secrets in app/0..4, plus top-level and deep ones: 112 ours.
     for i in 0..110 {
-        write(&v, &format!("app/{}/svc-{i}", i % 5), json!({"user": format!("u{i}"), "n": i})).await;
+        write(
+            &v,
+            &format!("app/{}/svc-{i}", i % 5),
+            json!({"user": format!("u{i}"), "n": i}),
+        )
+        .await;
     }
     write(&v, "top", json!({"password": "p1"})).await;
     write(&v, "deep/a/b/c/leaf", json!({"k": "leaf-1"})).await;
@@ -46,14 +51,23 @@ async fn secrets_manager_lifecycle_on_nested_folders() {
 
     let src = source(&v);
     let target = sm_target(&sm, false);
-    let none = replicator(src.clone(), target.clone(), Granularity::Secret, DeletionPolicy::None);
+    let none = replicator(
+        src.clone(),
+        target.clone(),
+        Granularity::Secret,
+        DeletionPolicy::None,
+    );
 
     // Dry run: the plan, nothing written.
     let dry = none.run(true).await;
     assert!(dry.dry_run && dry.error.is_none(), "{}", dry.table());
     assert_eq!(dry.count("create"), 113);
     assert_eq!(dry.planned.len(), 113);
-    assert!(dry.planned.iter().any(|p| p.names == vec!["vault/deep/a/b/c/leaf".to_owned()]));
+    assert!(
+        dry.planned
+            .iter()
+            .any(|p| p.names == vec!["vault/deep/a/b/c/leaf".to_owned()])
+    );
     assert_eq!(dry.calls("vault.read"), 0);
     assert_eq!(all_names(&sm).await, vec!["vault/clash".to_owned()]);
 
@@ -62,14 +76,21 @@ async fn secrets_manager_lifecycle_on_nested_folders() {
     assert_eq!(r.count("create"), 112, "{}", r.table());
     assert_eq!(r.count("failed"), 1);
     assert_eq!(r.failures[0].path, "clash");
-    assert!(r.failures[0].reason.contains("not managed by vault-replicate"), "{}", r.failures[0].reason);
+    assert!(
+        r.failures[0]
+            .reason
+            .contains("not managed by vault-replicate"),
+        "{}",
+        r.failures[0].reason
+    );
     assert_eq!(value(&sm, "vault/clash").await, "theirs");
     assert!(!tags(&sm, "vault/clash").await.contains_key("managed-by"));
     assert_eq!(r.calls("vault.list"), folders);
     assert_eq!(r.calls("vault.read"), 113);
     assert_eq!(r.calls("secretsmanager.CreateSecret"), 113);
     assert_eq!(r.calls("secretsmanager.DescribeSecret"), 1);
-    let leaf: serde_json::Value = serde_json::from_str(&value(&sm, "vault/deep/a/b/c/leaf").await).unwrap();
+    let leaf: serde_json::Value =
+        serde_json::from_str(&value(&sm, "vault/deep/a/b/c/leaf").await).unwrap();
     assert_eq!(leaf, json!({"k": "leaf-1"}));
     let t = tags(&sm, "vault/app/3/svc-8").await;
     assert_eq!(t["managed-by"], "vault-replicate");
@@ -106,19 +127,36 @@ async fn secrets_manager_lifecycle_on_nested_folders() {
     assert_eq!(r.count("unchanged"), 110);
     assert_eq!(r.calls("vault.read"), 2);
     assert_eq!(value(&sm, "vault/top").await, r#"{"password":"p2"}"#);
-    assert_eq!(tags(&sm, "vault/top").await["vault-version"], v2.to_string());
+    assert_eq!(
+        tags(&sm, "vault/top").await["vault-version"],
+        v2.to_string()
+    );
     assert_eq!(tags(&sm, "vault/app/0/svc-0").await["vault-version"], "2");
-    assert_eq!(value(&sm, "vault/app/0/svc-0").await, r#"{"user":"u0-new"}"#);
+    assert_eq!(
+        value(&sm, "vault/app/0/svc-0").await,
+        r#"{"user":"u0-new"}"#
+    );
 
     // The current version of leaf is soft-deleted: gone from Vault.
-    v.kv2("secret").delete_latest("deep/a/b/c/leaf").await.unwrap();
+    v.kv2("secret")
+        .delete_latest("deep/a/b/c/leaf")
+        .await
+        .unwrap();
     // Policy none: tagged orphaned once, never deleted.
     let r = none.run(false).await;
     assert_eq!(r.count("orphan"), 1, "{}", r.table());
     assert_eq!(r.skipped_deleted, 1);
-    assert_eq!(tags(&sm, "vault/deep/a/b/c/leaf").await["vault-state"], "orphaned");
+    assert_eq!(
+        tags(&sm, "vault/deep/a/b/c/leaf").await["vault-state"],
+        "orphaned"
+    );
     let r = none.run(false).await;
-    assert_eq!((r.count("orphan"), r.count("unchanged")), (0, 112), "{}", r.table());
+    assert_eq!(
+        (r.count("orphan"), r.count("unchanged")),
+        (0, 112),
+        "{}",
+        r.table()
+    );
 
     // Policy schedule: deleted with a recovery window, once.
     let schedule = replicator(
@@ -129,28 +167,60 @@ async fn secrets_manager_lifecycle_on_nested_folders() {
     );
     let r = schedule.run(false).await;
     assert_eq!(r.count("delete"), 1, "{}", r.table());
-    let d = sm.describe_secret().secret_id("vault/deep/a/b/c/leaf").send().await.unwrap();
+    let d = sm
+        .describe_secret()
+        .secret_id("vault/deep/a/b/c/leaf")
+        .send()
+        .await
+        .unwrap();
     assert!(d.deleted_date().is_some());
     let r = schedule.run(false).await;
-    assert_eq!((r.count("delete"), r.count("unchanged")), (0, 112), "{}", r.table());
+    assert_eq!(
+        (r.count("delete"), r.count("unchanged")),
+        (0, 112),
+        "{}",
+        r.table()
+    );
 
     // Back in Vault: restored, then updated.
     let leaf_v = write(&v, "deep/a/b/c/leaf", json!({"k": "leaf-2"})).await;
     let r = schedule.run(false).await;
     assert_eq!(r.count("update"), 1, "{}", r.table());
     assert_eq!(r.calls("secretsmanager.RestoreSecret"), 1);
-    let d = sm.describe_secret().secret_id("vault/deep/a/b/c/leaf").send().await.unwrap();
+    let d = sm
+        .describe_secret()
+        .secret_id("vault/deep/a/b/c/leaf")
+        .send()
+        .await
+        .unwrap();
     assert!(d.deleted_date().is_none());
-    assert_eq!(value(&sm, "vault/deep/a/b/c/leaf").await, r#"{"k":"leaf-2"}"#);
-    assert_eq!(tags(&sm, "vault/deep/a/b/c/leaf").await["vault-version"], leaf_v.to_string());
+    assert_eq!(
+        value(&sm, "vault/deep/a/b/c/leaf").await,
+        r#"{"k":"leaf-2"}"#
+    );
+    assert_eq!(
+        tags(&sm, "vault/deep/a/b/c/leaf").await["vault-version"],
+        leaf_v.to_string()
+    );
 
     // Policy force: deleted at once; the unmanaged secret is still untouched.
     v.kv2("secret").delete_metadata("top").await.unwrap();
-    let force = replicator(src.clone(), target.clone(), Granularity::Secret, DeletionPolicy::Force);
+    let force = replicator(
+        src.clone(),
+        target.clone(),
+        Granularity::Secret,
+        DeletionPolicy::Force,
+    );
     let r = force.run(false).await;
     assert!(r.is_success(), "{}", r.table());
     assert_eq!(r.count("delete"), 1);
-    assert!(sm.describe_secret().secret_id("vault/top").send().await.is_err());
+    assert!(
+        sm.describe_secret()
+            .secret_id("vault/top")
+            .send()
+            .await
+            .is_err()
+    );
     assert_eq!(value(&sm, "vault/clash").await, "theirs");
 
     // And a last run changes nothing.
@@ -208,9 +278,19 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     let v = vault(&bao.addr(), bao.root_token());
     let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
 
-    write(&v, "svc/a", json!({"user": "admin", "password": "pw", "port": 5432})).await;
+    write(
+        &v,
+        "svc/a",
+        json!({"user": "admin", "password": "pw", "port": 5432}),
+    )
+    .await;
     for i in 0..20 {
-        write(&v, &format!("bulk/{i}"), json!({"k": format!("v{i}"), "j": format!("w{i}")})).await;
+        write(
+            &v,
+            &format!("bulk/{i}"),
+            json!({"k": format!("v{i}"), "j": format!("w{i}")}),
+        )
+        .await;
     }
     let expected = 3 + 20 * 2;
     let real = sm_target(&sm, false);
@@ -231,7 +311,12 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     let partial = all_names(&sm).await.len();
     assert!(partial > 0 && partial < expected, "{partial}");
 
-    let run = replicator(src.clone(), real.clone(), Granularity::Key, DeletionPolicy::None);
+    let run = replicator(
+        src.clone(),
+        real.clone(),
+        Granularity::Key,
+        DeletionPolicy::None,
+    );
     let r = run.run(false).await;
     assert!(r.is_success(), "{}", r.table());
     // What the interrupted run completed is unchanged; the rest is written.
@@ -247,7 +332,10 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     assert_eq!(value(&sm, "vault/svc/a/user").await, "admin");
     assert_eq!(value(&sm, "vault/bulk/7/j").await, "w7");
     let t = tags(&sm, "vault/svc/a/password").await;
-    assert_eq!((t["vault-key"].as_str(), t["vault-key-count"].as_str()), ("password", "3"));
+    assert_eq!(
+        (t["vault-key"].as_str(), t["vault-key-count"].as_str()),
+        ("password", "3")
+    );
 
     let r = run.run(false).await;
     assert_eq!(r.count("unchanged"), 21, "{}", r.table());
@@ -260,7 +348,10 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     assert_eq!(r.count("update"), 1, "{}", r.table());
     assert_eq!(value(&sm, "vault/svc/a/user").await, "admin2");
     assert_eq!(tags(&sm, "vault/svc/a/user").await["vault-version"], "2");
-    assert_eq!(tags(&sm, "vault/svc/a/password").await["vault-state"], "orphaned");
+    assert_eq!(
+        tags(&sm, "vault/svc/a/password").await["vault-state"],
+        "orphaned"
+    );
     assert_eq!(value(&sm, "vault/svc/a/password").await, "pw");
     let r = run.run(false).await;
     assert_eq!(r.count("unchanged"), 21, "{}", r.table());
@@ -270,6 +361,12 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     let force = replicator(src, real, Granularity::Key, DeletionPolicy::Force);
     let r = force.run(false).await;
     assert!(r.is_success(), "{}", r.table());
-    assert!(sm.describe_secret().secret_id("vault/svc/a/password").send().await.is_err());
+    assert!(
+        sm.describe_secret()
+            .secret_id("vault/svc/a/password")
+            .send()
+            .await
+            .is_err()
+    );
     assert_eq!(all_names(&sm).await.len(), expected - 1);
 }

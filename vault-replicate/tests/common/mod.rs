@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test helpers fail loudly.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +28,13 @@ pub async fn sdk(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
             max_attempts,
             initial_backoff: Some(Duration::from_millis(5)),
         },
-        Some(Credentials::new("AKIDTEST", "test-secret", None, None, "test")),
+        Some(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        )),
     )
     .await
 }
@@ -111,7 +118,11 @@ pub async fn all_names(sm: &aws_sdk_secretsmanager::Client) -> Vec<String> {
             .send()
             .await
             .unwrap();
-        names.extend(page.secret_list().iter().filter_map(|s| s.name().map(str::to_owned)));
+        names.extend(
+            page.secret_list()
+                .iter()
+                .filter_map(|s| s.name().map(str::to_owned)),
+        );
         match page.next_token() {
             Some(t) => token = Some(t.to_owned()),
             None => break,
