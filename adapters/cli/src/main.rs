@@ -3,6 +3,8 @@
 //! Vault connection settings come from the standard variables (`VAULT_ADDR`,
 //! `VAULT_TOKEN`, `VAULT_CACERT`, ...; see `vault_client::ClientConfig`).
 
+mod replicate;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -35,6 +37,10 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Replicate Vault KV v2 secrets into AWS Secrets Manager (and the S3
+    /// copy) once; settings from REPLICATE_* (see docs/replicate.md).
+    /// Exit status: 0 success, 1 failures or error.
+    Replicate(replicate::ReplicateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +126,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vault {
             command: VaultCommand::Health { format },
         } => health(&client(cli.address.as_deref())?, format).await,
+        Command::Replicate(args) => replicate::run(args, cli.address.as_deref()).await,
     }
 }
 
