@@ -58,6 +58,7 @@ pub struct VaultKvSource {
     scopes: Vec<SourceScope>,
     list_concurrency: usize,
     metadata_concurrency: usize,
+    detailed: bool,
 }
 
 impl std::fmt::Debug for VaultKvSource {
@@ -78,6 +79,7 @@ pub struct VaultKvSourceBuilder {
     scopes: Vec<SourceScope>,
     list_concurrency: usize,
     metadata_concurrency: usize,
+    detailed: bool,
 }
 
 impl VaultKvSource {
@@ -90,6 +92,7 @@ impl VaultKvSource {
             scopes: Vec::new(),
             list_concurrency: 8,
             metadata_concurrency: 16,
+            detailed: true,
         }
     }
 
@@ -166,6 +169,9 @@ impl VaultKvSource {
     ) -> Result<()> {
         let mount = scope.mount.as_str();
         let root = folder_of(&scope.prefix);
+        if !self.detailed {
+            return self.walk_fallback(calls, mount, root, out).await;
+        }
         // Probe the root: tells whether detailed-metadata exists here.
         let detailed = match self.list_detailed(calls, mount, &root).await? {
             Some(entries) if entries.is_empty() => {
@@ -357,6 +363,13 @@ impl VaultKvSourceBuilder {
         self
     }
 
+    /// Whether to use OpenBao's `detailed-metadata` listing (default true;
+    /// `false` always reads metadata per secret, as on HashiCorp Vault).
+    pub fn detailed_metadata(mut self, on: bool) -> Self {
+        self.detailed = on;
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<VaultKvSource, ConfigError> {
         if self.scopes.is_empty() {
@@ -383,6 +396,7 @@ impl VaultKvSourceBuilder {
             scopes: self.scopes,
             list_concurrency: self.list_concurrency,
             metadata_concurrency: self.metadata_concurrency,
+            detailed: self.detailed,
         })
     }
 }
