@@ -174,10 +174,13 @@ where
     let message = match (err.code(), err.message()) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
         (Some(c), None) => c.to_owned(),
-        _ => format!(
-            "{}",
-            aws_sdk_secretsmanager::error::DisplayErrorContext(err)
-        ),
+        _ => match err {
+            SdkError::ServiceError(_) => "an error response without an AWS error code".to_owned(),
+            SdkError::TimeoutError(_) => "timed out".to_owned(),
+            SdkError::DispatchFailure(e) => format!("connection failed: {e:?}"),
+            SdkError::ResponseError(_) => "a response that could not be read".to_owned(),
+            _ => "the request could not be built".to_owned(),
+        },
     };
     let message = match status {
         Some(s) => format!("{message} (HTTP {s})"),
