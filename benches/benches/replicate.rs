@@ -173,7 +173,7 @@ async fn bench(size: usize, table: &mut Table) {
     write_all(&v, (0..size).step_by(100), 1).await;
     let t = Instant::now();
     let r = ours.run(false).await;
-    row(table, size, "1% changed", t.elapsed(), &r);
+    row(table, size, "changed 1%", t.elapsed(), &r);
     assert_eq!(r.count("update") as usize, size / 100);
 }
 
