@@ -1,13 +1,77 @@
-//! Replication of Vault KV v2 secrets into AWS Secrets Manager (and S3 backups).
+//! Replication of Vault / OpenBao KV v2 secrets into AWS Secrets Manager
+//! (and an S3 backup copy), built to scale: a run that changes nothing costs
+//! one Vault LIST per folder and one ListSecrets per 100 secrets, and reads
+//! no secret value.
 //!
-//! **Status: planned.** This crate reserves its place in the workspace; its code
-//! arrives with the "vault-replicate" issue. Nothing here is usable yet.
+//! ```no_run
+//! use std::sync::Arc;
+//! use vault_replicate::{ReplicateConfig, aws};
 //!
-//! What it will provide:
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let env = |k: &str| std::env::var(k).ok();
+//! let config = ReplicateConfig::from_lookup(env)?;
+//! let vault = vault_client::VaultClient::from_env()?;
+//! let auth = Arc::new(vault_client::TokenAuth::from_lookup(env)?);
+//! let source = Arc::new(config.source(vault, Some(auth))?);
+//! let sdk = aws::sdk_config(&aws::AwsSettings::default(), None).await;
+//! for replicator in config.replicators(source, &sdk)? {
+//!     let report = replicator.run(false).await;
+//!     println!("{}", report.table());
+//! }
+//! # Ok(()) }
+//! ```
 //!
 //! | piece | does |
 //! |---|---|
-//! | `Source` / `VaultKvSource` | a snapshot of the current versions under one or more KV v2 mounts and prefixes (one `detailed-metadata` LIST per folder on OpenBao) |
-//! | `Target` / `SecretsManagerTarget`, `S3Target` | a snapshot of what we manage in AWS, and create/update/delete with rate limits and retries |
-//! | `plan` | a pure function from the two snapshots and a deletion policy to a `Plan` |
-//! | `Report`, `Notifier` / `SnsNotifier` | what a run did, and a bounded SNS summary when something failed |
+//! | [`Source`] / [`VaultKvSource`] | current versions under mounts/folders, recursively: one `detailed-metadata` LIST per folder on OpenBao, bounded-parallel metadata reads where that endpoint is missing; values read AT the planned version |
+//! | [`Target`] / [`SecretsManagerTarget`], [`S3Target`] | what we manage (tag `managed-by=vault-replicate`), create/update/delete with per-API rate limits; the SDK retries throttling and 5xx |
+//! | [`plan()`] | a pure function from the two snapshots and a [`PlanPolicy`] to a [`Plan`] |
+//! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`] |
+//! | [`Notifier`] / [`SnsNotifier`] | a summary under SNS's 256 KiB limit when a run failed |
+//! | [`ReplicateConfig`] | every setting from `REPLICATE_*` variables through a lookup function |
+//!
+//! Safety: a secret without our `managed-by` tag is never modified or
+//! deleted unless adoption is on; targets outside the configured scopes are
+//! never touched; deletion is off by default. Values are [`SecretMap`] /
+//! `SecretString` and never logged.
+//!
+//! Feature `test-util`: mockall mocks `MockSource`, `MockTarget`, `MockNotifier`.
+//!
+//! [`SecretMap`]: vault_client::SecretMap
+
+pub mod aws;
+mod calls;
+mod config;
+mod error;
+mod model;
+mod notify;
+mod plan;
+mod report;
+mod run;
+pub mod s3;
+pub mod sm;
+pub mod source;
+mod target;
+
+pub use calls::{ApiCalls, RateLimiter, RateLimits};
+pub use config::ReplicateConfig;
+pub use error::{ConfigError, Error, Result};
+pub use model::{
+    DeletionPolicy, Granularity, MANAGED_BY, Naming, SourceEntry, SourceScope, SourceSnapshot,
+    TAG_KEY, TAG_KEY_COUNT, TAG_MANAGED_BY, TAG_MOUNT, TAG_PATH, TAG_STATE, TAG_VERSION,
+    TargetEntry, TargetSnapshot, validate_secret_name, validate_tag_value,
+};
+#[cfg(any(test, feature = "test-util"))]
+pub use notify::MockNotifier;
+pub use notify::{Notifier, SNS_MAX_MESSAGE_BYTES, SnsNotifier, summary};
+pub use plan::{Action, Plan, PlanItem, PlanPolicy, plan};
+pub use report::{Failure, PlannedChange, Report};
+pub use run::{DEFAULT_CONCURRENCY, Progress, Replicator};
+pub use s3::S3Target;
+pub use sm::{SecretsManagerTarget, SecretsManagerTargetBuilder};
+#[cfg(any(test, feature = "test-util"))]
+pub use source::MockSource;
+pub use source::{Source, VaultKvSource, VaultKvSourceBuilder};
+#[cfg(any(test, feature = "test-util"))]
+pub use target::MockTarget;
+pub use target::{Desired, Target, WriteOutcome};

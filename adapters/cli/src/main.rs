@@ -5,6 +5,7 @@
 
 mod login;
 mod proxy;
+mod replicate;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,10 @@ enum Command {
     },
     /// Run the local authenticating, caching Vault proxy (sidecar); see docs/proxy.md.
     Proxy(proxy::ProxyArgs),
+    /// Replicate Vault KV v2 secrets into AWS Secrets Manager (and the S3
+    /// copy) once; settings from REPLICATE_* (see docs/replicate.md).
+    /// Exit status: 0 success, 1 failures or error.
+    Replicate(replicate::ReplicateArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -134,6 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy(args) => proxy::run(args, cli.address.as_deref())
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Replicate(args) => replicate::run(args, cli.address.as_deref()).await,
     }
 }
 

@@ -1,0 +1,115 @@
+//! `vault-aws replicate`: one replication run (Vault KV v2 -> Secrets
+//! Manager, and the S3 copy when configured) from the command line, with
+//! the same `REPLICATE_*` variables as the Lambda.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use vault_client::{ClientConfig, TokenAuth, VaultAuth, VaultClient};
+use vault_replicate::{Progress, ReplicateConfig, Report, aws};
+
+/// Arguments of `vault-aws replicate`.
+#[derive(Args, Debug)]
+pub struct ReplicateArgs {
+    /// Print the plan (every change with its reason) and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// A progress bar on stderr.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn planned(&self, changes: u64) {
+        self.0.set_length(changes);
+        self.0.set_position(0);
+    }
+
+    fn advance(&self) {
+        self.0.inc(1);
+    }
+}
+
+fn bar(target: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    let style = ProgressStyle::with_template(
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_prefix(target.to_owned());
+    bar
+}
+
+/// Vault auth for the CLI: the ONE place that decides how it logs in (a
+/// token for now; the shared auth-from-environment builder replaces it).
+fn auth_from_lookup<F>(lookup: F) -> anyhow::Result<Arc<dyn VaultAuth>>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    Ok(Arc::new(TokenAuth::from_lookup(lookup)?))
+}
+
+/// Runs `vault-aws replicate`; exit 0 when every target succeeded, 1 otherwise.
+pub async fn run(args: ReplicateArgs, address: Option<&str>) -> anyhow::Result<ExitCode> {
+    let lookup = |name: &str| match (name, address) {
+        ("VAULT_ADDR", Some(a)) => Some(a.to_owned()),
+        _ => std::env::var(name).ok(),
+    };
+    let config = ReplicateConfig::from_lookup(lookup)?;
+    let vault = VaultClient::new(ClientConfig::from_lookup(lookup)?)?;
+    let auth = auth_from_lookup(lookup)?;
+    let source = Arc::new(config.source(vault, Some(auth))?);
+    let settings = aws::AwsSettings {
+        max_attempts: config.max_attempts,
+        ..aws::AwsSettings::default()
+    };
+    let sdk = aws::sdk_config(&settings, None).await;
+    let replicators = config
+        .replicators(source, &sdk)
+        .context("invalid replication settings")?;
+    let show_bar = !args.dry_run && std::io::stderr().is_terminal();
+
+    let mut reports: Vec<Report> = Vec::new();
+    for replicator in replicators {
+        let (replicator, progress) = if show_bar {
+            let b = bar("replicating");
+            (replicator.with_progress(Arc::new(Bar(b.clone()))), Some(b))
+        } else {
+            (replicator, None)
+        };
+        let report = replicator.run(args.dry_run).await;
+        if let Some(b) = progress {
+            b.finish_and_clear();
+        }
+        if matches!(args.format, OutputFormat::Text) {
+            print!("{}", report.table());
+        }
+        reports.push(report);
+    }
+    if matches!(args.format, OutputFormat::Json) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "reports": reports }))?
+        );
+    }
+    Ok(if reports.iter().all(Report::is_success) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

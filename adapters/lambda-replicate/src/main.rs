@@ -1,0 +1,116 @@
+//! `lambda-replicate`: an AWS Lambda function, triggered by an EventBridge
+//! schedule, that replicates Vault / OpenBao KV v2 secrets into AWS Secrets
+//! Manager (and an optional S3 backup copy) with `vault-replicate`.
+//!
+//! Configuration: the `VAULT_*` variables of vault-client, the AWS SDK's
+//! usual variables, and `REPLICATE_*` (see `docs/replicate.md`). Everything
+//! is built once per cold start; each invocation runs every configured target
+//! and returns `{"reports": [...]}`. A run with failures publishes a summary
+//! to `REPLICATE_SNS_TOPIC_ARN` and returns an error, so it counts in the
+//! function's `Errors` metric.
+
+mod auth;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use vault_client::{ClientConfig, VaultClient};
+use vault_replicate::{Notifier, ReplicateConfig, Replicator, Report, aws};
+
+struct App {
+    replicators: Vec<Replicator>,
+    notifier: Option<Arc<dyn Notifier>>,
+}
+
+impl App {
+    async fn from_lookup<F>(lookup: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&str) -> Option<String> + Copy,
+    {
+        let config = ReplicateConfig::from_lookup(lookup)?;
+        let vault = VaultClient::new(ClientConfig::from_lookup(lookup)?)?;
+        let auth = auth::auth_from_lookup(lookup)?;
+        let source = Arc::new(config.source(vault, Some(auth))?);
+        let settings = aws::AwsSettings {
+            max_attempts: config.max_attempts,
+            ..aws::AwsSettings::default()
+        };
+        let sdk = aws::sdk_config(&settings, None).await;
+        Ok(Self {
+            replicators: config.replicators(source, &sdk)?,
+            notifier: config.notifier(&sdk),
+        })
+    }
+
+    async fn handle(
+        &self,
+        event: LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, Error> {
+        tracing::info!(request_id = %event.context.request_id, "replication started");
+        let mut reports: Vec<Report> = Vec::new();
+        for r in &self.replicators {
+            let report = r.run(false).await;
+            tracing::info!(
+                target_kind = %report.target,
+                counts = ?report.counts,
+                api_calls = ?report.api_calls,
+                duration_ms = report.duration_ms,
+                "replication finished"
+            );
+            reports.push(report);
+        }
+        let failed: Vec<&Report> = reports.iter().filter(|r| !r.is_success()).collect();
+        if failed.is_empty() {
+            return Ok(serde_json::json!({ "reports": reports }));
+        }
+        let mut problems = Vec::new();
+        for report in &failed {
+            tracing::error!(report = %serde_json::to_string(report).unwrap_or_default(), "replication had failures");
+            if let Some(n) = &self.notifier
+                && let Err(e) = n.notify(report).await
+            {
+                tracing::error!(error = %e, "cannot publish the failure summary");
+                problems.push(format!("SNS notification failed: {e}"));
+            }
+            problems.push(match &report.error {
+                Some(e) => format!("{}: {e}", report.target),
+                None => format!(
+                    "{}: {} of {} secrets failed (first: {}/{}: {})",
+                    report.target,
+                    report.failures.len(),
+                    report.source_secrets,
+                    report.failures[0].mount,
+                    report.failures[0].path,
+                    report.failures[0].reason
+                ),
+            });
+        }
+        Err(problems.join("; ").into())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let level = std::env::var("VAULT_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&level)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let lookup = |k: &str| std::env::var(k).ok();
+    let app = Arc::new(
+        App::from_lookup(lookup)
+            .await
+            .context("lambda-replicate configuration")
+            .map_err(|e| -> Error { format!("{e:#}").into() })?,
+    );
+    lambda_runtime::run(service_fn(move |event| {
+        let app = app.clone();
+        async move { app.handle(event).await }
+    }))
+    .await
+}

@@ -1,0 +1,144 @@
+//! The Lambda run as Lambda runs it (AWS's Runtime Interface Emulator),
+//! against a real OpenBao and moto.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// Test helpers fail loudly.
+
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use serde_json::json;
+use testkit::{Moto, OpenBao, Rie, RieConfig};
+use vault_replicate::aws;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[tokio::test]
+async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let subscriber = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&subscriber)
+        .await;
+    let sdk = aws::sdk_config(
+        &aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(moto.endpoint()),
+            max_attempts: 2,
+            initial_backoff: Some(Duration::from_millis(5)),
+        },
+        Some(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        )),
+    )
+    .await;
+    let sns = aws::sns_client(&sdk);
+    let topic = sns.create_topic().name("replicate").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(subscriber.uri())
+        .send()
+        .await
+        .unwrap();
+    for (path, v) in [("app/db", "p1"), ("app/x/api", "t1"), ("other/skip", "s")] {
+        bao.bao(&[
+            "kv",
+            "put",
+            &format!("secret/{path}"),
+            &format!("value={v}"),
+        ])
+        .await;
+    }
+
+    let env: Vec<(String, String)> = [
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_TOKEN", bao.root_token().to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
+        ("REPLICATE_SOURCES", "secret/app".into()),
+        ("REPLICATE_TARGET_PREFIX", "prod".into()),
+        ("REPLICATE_WRITE_TPS", "0".into()),
+        ("REPLICATE_AWS_MAX_ATTEMPTS", "2".into()),
+        ("REPLICATE_SNS_TOPIC_ARN", topic_arn.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let rie = Rie::start(RieConfig {
+        bootstrap: env!("CARGO_BIN_EXE_lambda-replicate").into(),
+        env,
+        ..RieConfig::default()
+    })
+    .await;
+
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let (status, body) = rie.invoke(&scheduled).await;
+    assert_eq!(status, 200, "{body}\n{}", rie.logs());
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let report = &body["reports"][0];
+    assert_eq!(report["target"], "secretsmanager", "{body}");
+    assert_eq!(report["counts"]["create"], 2, "{body}");
+    assert_eq!(report["api_calls"]["vault.list"], 2, "{body}");
+    let sm = aws::secretsmanager_client(&sdk);
+    let v = sm
+        .get_secret_value()
+        .secret_id("prod/app/x/api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.secret_string(), Some(r#"{"value":"t1"}"#));
+    assert!(
+        sm.describe_secret()
+            .secret_id("prod/other/skip")
+            .send()
+            .await
+            .is_err()
+    );
+
+    // An unmanaged secret in the way: the run fails, SNS hears about it.
+    sm.create_secret()
+        .name("prod/app/clash")
+        .secret_string("theirs")
+        .send()
+        .await
+        .unwrap();
+    bao.bao(&["kv", "put", "secret/app/clash", "value=ours"])
+        .await;
+    let (_, body) = rie.invoke(&scheduled).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let message = body["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("1 of 3 secrets failed") && message.contains("app/clash"),
+        "{body}\n{}",
+        rie.logs()
+    );
+    let notes: Vec<serde_json::Value> = subscriber
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .filter(|b| b["Type"] == "Notification")
+        .collect();
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0]["Message"].as_str().unwrap().contains("app/clash"));
+    let v = sm
+        .get_secret_value()
+        .secret_id("prod/app/clash")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(v.secret_string(), Some("theirs"));
+    assert!(
+        !rie.logs().contains("\"t1\""),
+        "no secret value in the logs"
+    );
+}

@@ -1,0 +1,350 @@
+//! [`ReplicateConfig`]: settings from environment variables, shared by the
+//! Lambda and the CLI.
+
+use std::sync::Arc;
+
+use vault_client::{VaultAuth, VaultClient};
+
+use crate::error::ConfigError;
+use crate::model::{DeletionPolicy, Granularity, Naming, SourceScope};
+use crate::notify::{Notifier, SnsNotifier};
+use crate::plan::PlanPolicy;
+use crate::run::{DEFAULT_CONCURRENCY, Replicator};
+use crate::s3::S3Target;
+use crate::sm::{DEFAULT_READ_TPS, DEFAULT_WRITE_TPS, SecretsManagerTarget};
+use crate::source::VaultKvSource;
+
+/// Every replication setting (see `docs/replicate.md` for the variables).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReplicateConfig {
+    /// `REPLICATE_SOURCES` (default `secret`).
+    pub sources: Vec<SourceScope>,
+    /// `REPLICATE_TARGET_PREFIX` (default `vault`).
+    pub target_prefix: String,
+    /// `REPLICATE_NAME_TEMPLATE` (default `{prefix}/{path}`, see [`Naming::new`]).
+    pub name_template: Option<String>,
+    /// `REPLICATE_GRANULARITY` (default `secret`).
+    pub granularity: Granularity,
+    /// `REPLICATE_KMS_KEY_ID` (default: the account's `aws/secretsmanager` key).
+    pub kms_key_id: Option<String>,
+    /// `REPLICATE_REPLICA_REGIONS` (default none).
+    pub replica_regions: Vec<String>,
+    /// `REPLICATE_DELETION` + `REPLICATE_RECOVERY_WINDOW_DAYS` (default `none`, 30).
+    pub deletion: DeletionPolicy,
+    /// `REPLICATE_ADOPT` (default false).
+    pub adopt: bool,
+    /// `REPLICATE_CONCURRENCY` (default 16).
+    pub concurrency: usize,
+    /// `REPLICATE_WRITE_TPS` (default 40).
+    pub write_tps: u32,
+    /// `REPLICATE_READ_TPS` (default 80).
+    pub read_tps: u32,
+    /// `REPLICATE_AWS_MAX_ATTEMPTS` (default 5).
+    pub max_attempts: u32,
+    /// `REPLICATE_SECRETS_MANAGER` (default true).
+    pub secrets_manager: bool,
+    /// `REPLICATE_S3_BUCKET` (default none: no S3 copy).
+    pub s3_bucket: Option<String>,
+    /// `REPLICATE_S3_PREFIX` (default: the target prefix).
+    pub s3_prefix: Option<String>,
+    /// `REPLICATE_S3_KMS_KEY_ID` (default: `REPLICATE_KMS_KEY_ID`).
+    pub s3_kms_key_id: Option<String>,
+    /// `REPLICATE_SNS_TOPIC_ARN` (default none).
+    pub sns_topic_arn: Option<String>,
+}
+
+fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "on" => Ok(true),
+        "0" | "false" | "f" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::new(name, "true or false", raw)),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(
+    name: &str,
+    raw: &str,
+    expected: &str,
+) -> Result<T, ConfigError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ConfigError::new(name, expected, raw))
+}
+
+impl ReplicateConfig {
+    /// Reads the `REPLICATE_*` variables through `lookup` (empty = unset).
+    pub fn from_lookup<F>(lookup: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let get = |n: &str| lookup(n).filter(|v| !v.trim().is_empty());
+        let list = |n: &str| -> Vec<String> {
+            get(n)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut sources = Vec::new();
+        for s in list("REPLICATE_SOURCES") {
+            sources.push(s.parse::<SourceScope>()?);
+        }
+        if sources.is_empty() {
+            sources.push(SourceScope::new("secret", ""));
+        }
+        let granularity = match get("REPLICATE_GRANULARITY") {
+            Some(g) => g.parse()?,
+            None => Granularity::Secret,
+        };
+        let days: u8 = match get("REPLICATE_RECOVERY_WINDOW_DAYS") {
+            Some(d) => parse_num(
+                "REPLICATE_RECOVERY_WINDOW_DAYS",
+                &d,
+                "a number of days from 7 to 30",
+            )?,
+            None => 30,
+        };
+        let deletion = DeletionPolicy::parse(&get("REPLICATE_DELETION").unwrap_or_default(), days)?;
+        let concurrency: usize = match get("REPLICATE_CONCURRENCY") {
+            Some(c) => parse_num("REPLICATE_CONCURRENCY", &c, "a number from 1 to 256")?,
+            None => DEFAULT_CONCURRENCY,
+        };
+        if !(1..=256).contains(&concurrency) {
+            return Err(ConfigError::new(
+                "REPLICATE_CONCURRENCY",
+                "a number from 1 to 256",
+                concurrency.to_string(),
+            ));
+        }
+        let tps = |n: &str, d: u32| -> Result<u32, ConfigError> {
+            match get(n) {
+                Some(v) => parse_num(n, &v, "calls per second (0 = unlimited)"),
+                None => Ok(d),
+            }
+        };
+        let max_attempts = tps(
+            "REPLICATE_AWS_MAX_ATTEMPTS",
+            crate::aws::DEFAULT_MAX_ATTEMPTS,
+        )?;
+        if max_attempts == 0 || max_attempts > 20 {
+            return Err(ConfigError::new(
+                "REPLICATE_AWS_MAX_ATTEMPTS",
+                "a number from 1 to 20",
+                max_attempts.to_string(),
+            ));
+        }
+        let config = Self {
+            target_prefix: get("REPLICATE_TARGET_PREFIX")
+                .map(|p| p.trim().trim_matches('/').to_owned())
+                .unwrap_or_else(|| "vault".to_owned()),
+            name_template: get("REPLICATE_NAME_TEMPLATE"),
+            granularity,
+            kms_key_id: get("REPLICATE_KMS_KEY_ID"),
+            replica_regions: list("REPLICATE_REPLICA_REGIONS"),
+            deletion,
+            adopt: get("REPLICATE_ADOPT")
+                .map(|v| parse_bool("REPLICATE_ADOPT", &v))
+                .transpose()?
+                .unwrap_or(false),
+            concurrency,
+            write_tps: tps("REPLICATE_WRITE_TPS", DEFAULT_WRITE_TPS)?,
+            read_tps: tps("REPLICATE_READ_TPS", DEFAULT_READ_TPS)?,
+            max_attempts,
+            secrets_manager: get("REPLICATE_SECRETS_MANAGER")
+                .map(|v| parse_bool("REPLICATE_SECRETS_MANAGER", &v))
+                .transpose()?
+                .unwrap_or(true),
+            s3_bucket: get("REPLICATE_S3_BUCKET"),
+            s3_prefix: get("REPLICATE_S3_PREFIX"),
+            s3_kms_key_id: get("REPLICATE_S3_KMS_KEY_ID"),
+            sns_topic_arn: get("REPLICATE_SNS_TOPIC_ARN"),
+            sources,
+        };
+        config.naming(&config.target_prefix)?;
+        if !config.secrets_manager && config.s3_bucket.is_none() {
+            return Err(ConfigError::new(
+                "REPLICATE_SECRETS_MANAGER",
+                "true, or REPLICATE_S3_BUCKET set (there must be a target)",
+                "false",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The naming scheme for target names under `prefix`.
+    pub fn naming(&self, prefix: &str) -> Result<Naming, ConfigError> {
+        let mounts: std::collections::BTreeSet<&str> =
+            self.sources.iter().map(|s| s.mount.as_str()).collect();
+        Naming::new(
+            self.name_template.as_deref(),
+            prefix,
+            self.granularity,
+            mounts.len() > 1,
+        )
+    }
+
+    /// The planner policy for Secrets Manager.
+    pub fn policy(&self) -> Result<PlanPolicy, ConfigError> {
+        Ok(PlanPolicy {
+            naming: self.naming(&self.target_prefix)?,
+            deletion: self.deletion,
+        })
+    }
+
+    /// The Vault source: `client` with its token, or logging in with `auth`.
+    pub fn source(
+        &self,
+        client: VaultClient,
+        auth: Option<Arc<dyn VaultAuth>>,
+    ) -> Result<VaultKvSource, ConfigError> {
+        let mut b = VaultKvSource::builder(client).scopes(self.sources.iter().cloned());
+        if let Some(a) = auth {
+            b = b.auth(a);
+        }
+        b.build()
+    }
+
+    /// One replicator per configured target (Secrets Manager, then the S3
+    /// copy), sharing `source`.
+    pub fn replicators(
+        &self,
+        source: Arc<VaultKvSource>,
+        sdk: &aws_config::SdkConfig,
+    ) -> Result<Vec<Replicator>, ConfigError> {
+        let mut out = Vec::new();
+        if self.secrets_manager {
+            let target = SecretsManagerTarget::builder(crate::aws::secretsmanager_client(sdk))
+                .kms_key_id(self.kms_key_id.clone())
+                .replica_regions(self.replica_regions.clone())
+                .adopt(self.adopt)
+                .write_tps(self.write_tps)
+                .read_tps(self.read_tps)
+                .build()?;
+            out.push(Replicator::new(
+                source.clone(),
+                Arc::new(target),
+                self.policy()?,
+                self.concurrency,
+            )?);
+        }
+        if let Some(bucket) = &self.s3_bucket {
+            let prefix = self
+                .s3_prefix
+                .clone()
+                .unwrap_or_else(|| self.target_prefix.clone());
+            let path_style = sdk.endpoint_url().is_some();
+            let target = S3Target::new(
+                crate::aws::s3_client(sdk, path_style),
+                bucket,
+                &prefix,
+                self.s3_kms_key_id
+                    .clone()
+                    .or_else(|| self.kms_key_id.clone()),
+                self.adopt,
+                self.write_tps,
+            )?;
+            let policy = PlanPolicy {
+                naming: self.naming(&prefix)?,
+                deletion: self.deletion,
+            };
+            out.push(Replicator::new(
+                source,
+                Arc::new(target),
+                policy,
+                self.concurrency,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// The SNS notifier, when a topic is configured.
+    pub fn notifier(&self, sdk: &aws_config::SdkConfig) -> Option<Arc<dyn Notifier>> {
+        self.sns_topic_arn.as_ref().map(|arn| {
+            Arc::new(SnsNotifier::new(crate::aws::sns_client(sdk), arn.clone()))
+                as Arc<dyn Notifier>
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<ReplicateConfig, ConfigError> {
+        let m: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
+        ReplicateConfig::from_lookup(|k| m.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.sources, vec![SourceScope::new("secret", "")]);
+        assert_eq!(c.target_prefix, "vault");
+        assert_eq!(c.deletion, DeletionPolicy::None);
+        assert_eq!(c.concurrency, 16);
+        assert_eq!((c.write_tps, c.read_tps, c.max_attempts), (40, 80, 5));
+        assert!(c.secrets_manager && !c.adopt && c.s3_bucket.is_none());
+        assert_eq!(
+            c.policy().unwrap().naming.name("secret", "a/b", None),
+            "vault/a/b"
+        );
+    }
+
+    #[test]
+    fn everything_set() {
+        let c = cfg(&[
+            ("REPLICATE_SOURCES", "secret/app, kv"),
+            ("REPLICATE_TARGET_PREFIX", "/prod/"),
+            ("REPLICATE_GRANULARITY", "key"),
+            ("REPLICATE_DELETION", "schedule"),
+            ("REPLICATE_RECOVERY_WINDOW_DAYS", "7"),
+            ("REPLICATE_ADOPT", "true"),
+            ("REPLICATE_REPLICA_REGIONS", "eu-west-1,us-west-2"),
+            ("REPLICATE_CONCURRENCY", "4"),
+            ("REPLICATE_S3_BUCKET", "backup"),
+        ])
+        .unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(c.target_prefix, "prod");
+        assert_eq!(
+            c.deletion,
+            DeletionPolicy::Schedule {
+                recovery_window_days: 7
+            }
+        );
+        assert_eq!(c.replica_regions, vec!["eu-west-1", "us-west-2"]);
+        let n = c.policy().unwrap().naming;
+        assert_eq!(n.name("kv", "x", Some("k")), "prod/kv/x/k");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (k, v) in [
+            ("REPLICATE_DELETION", "sometimes"),
+            ("REPLICATE_RECOVERY_WINDOW_DAYS", "3"),
+            ("REPLICATE_CONCURRENCY", "0"),
+            ("REPLICATE_ADOPT", "perhaps"),
+            ("REPLICATE_GRANULARITY", "field"),
+            ("REPLICATE_WRITE_TPS", "-1"),
+            ("REPLICATE_NAME_TEMPLATE", "{prefix}"),
+            ("REPLICATE_AWS_MAX_ATTEMPTS", "0"),
+        ] {
+            let vars = if k == "REPLICATE_RECOVERY_WINDOW_DAYS" {
+                vec![(k, v), ("REPLICATE_DELETION", "schedule")]
+            } else {
+                vec![(k, v)]
+            };
+            let e = cfg(&vars).unwrap_err();
+            assert!(e.to_string().contains(k), "{k}: {e}");
+        }
+        assert!(cfg(&[("REPLICATE_SECRETS_MANAGER", "false")]).is_err());
+    }
+}

@@ -1,0 +1,316 @@
+//! [`Replicator`]: snapshot, plan, execute, report.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::stream::{self, StreamExt};
+use secrecy::SecretString;
+use vault_client::SecretMap;
+
+use crate::calls::ApiCalls;
+use crate::error::{ConfigError, Error, Result};
+use crate::model::{DeletionPolicy, Granularity, SourceEntry, TargetEntry};
+use crate::plan::{Action, Plan, PlanItem, PlanPolicy, plan};
+use crate::report::{Failure, PlannedChange, Report};
+use crate::source::Source;
+use crate::target::{Desired, Target};
+
+/// Told how a run progresses (a progress bar, a log line).
+pub trait Progress: Send + Sync {
+    /// The plan is made: `changes` items will be executed.
+    fn planned(&self, changes: u64);
+    /// One item is done.
+    fn advance(&self);
+}
+
+/// Runs replication from one source to one target.
+pub struct Replicator {
+    source: Arc<dyn Source>,
+    target: Arc<dyn Target>,
+    policy: PlanPolicy,
+    concurrency: usize,
+    progress: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for Replicator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replicator")
+            .field("target", &self.target.kind())
+            .field("policy", &self.policy)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// Default number of secrets worked on at once.
+pub const DEFAULT_CONCURRENCY: usize = 16;
+
+enum Outcome {
+    Done(Action),
+    Skipped,
+    Failed(Failure),
+}
+
+impl Replicator {
+    /// A replicator; `concurrency` secrets are worked on at once (at least 1).
+    pub fn new(
+        source: Arc<dyn Source>,
+        target: Arc<dyn Target>,
+        policy: PlanPolicy,
+        concurrency: usize,
+    ) -> Result<Self, ConfigError> {
+        if concurrency == 0 {
+            return Err(ConfigError::new(
+                "REPLICATE_CONCURRENCY",
+                "a number of at least 1",
+                "0",
+            ));
+        }
+        Ok(Self {
+            source,
+            target,
+            policy,
+            concurrency,
+            progress: None,
+        })
+    }
+
+    /// Reports progress to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Takes both snapshots (concurrently) and plans.
+    pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64)> {
+        let (source, target) =
+            tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
+        let (source, target) = (source?, target?);
+        let p = plan(&source, &target, &self.policy);
+        Ok((p, source.entries.len() as u64, source.skipped_deleted))
+    }
+
+    /// One run: plan, then (unless `dry_run`) execute every change, at most
+    /// `concurrency` at once. A failing secret never stops the others; a
+    /// failing snapshot stops the run (nothing is written) and is the
+    /// report's `error`.
+    pub async fn run(&self, dry_run: bool) -> Report {
+        let started = Instant::now();
+        let calls = ApiCalls::new();
+        let mut report = Report {
+            target: self.target.kind().to_owned(),
+            dry_run,
+            ..Report::default()
+        };
+        match self.plan(&calls).await {
+            Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
+            Ok((p, n, skipped)) => {
+                report.source_secrets = n;
+                report.skipped_deleted = skipped;
+                if dry_run {
+                    for item in &p.items {
+                        report.bump(item.action.as_str());
+                        if item.action != Action::Unchanged {
+                            report.planned.push(self.planned_change(item));
+                        }
+                    }
+                } else {
+                    self.execute(&p, &calls, &mut report).await;
+                }
+            }
+        }
+        report.api_calls = calls.snapshot();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    fn planned_change(&self, item: &PlanItem) -> PlannedChange {
+        let names = match (item.action, self.policy.naming.granularity()) {
+            (Action::Create | Action::Update, Granularity::Secret) => {
+                vec![self.policy.naming.name(&item.mount, &item.path, None)]
+            }
+            (Action::Create | Action::Update, Granularity::Key) => {
+                vec![
+                    self.policy
+                        .naming
+                        .name(&item.mount, &item.path, Some("<key>")),
+                ]
+            }
+            _ => item.entries.iter().map(|e| e.name.clone()).collect(),
+        };
+        PlannedChange {
+            action: item.action,
+            mount: item.mount.clone(),
+            path: item.path.clone(),
+            version: item.version,
+            names,
+            reason: item.reason.clone(),
+        }
+    }
+
+    async fn execute(&self, p: &Plan, calls: &ApiCalls, report: &mut Report) {
+        report.counts.insert(
+            Action::Unchanged.as_str().to_owned(),
+            p.count(Action::Unchanged) as u64,
+        );
+        let changes: Vec<&PlanItem> = p.changes().collect();
+        if let Some(progress) = &self.progress {
+            progress.planned(changes.len() as u64);
+        }
+        let mut results = stream::iter(changes)
+            .map(|item| async move {
+                let outcome = self.execute_item(item, calls).await;
+                if let Some(progress) = &self.progress {
+                    progress.advance();
+                }
+                outcome
+            })
+            .buffer_unordered(self.concurrency);
+        while let Some(outcome) = results.next().await {
+            match outcome {
+                Outcome::Done(action) => report.bump(action.as_str()),
+                Outcome::Skipped => report.bump("skipped"),
+                Outcome::Failed(f) => {
+                    report.bump("failed");
+                    report.failures.push(f);
+                }
+            }
+        }
+        report
+            .failures
+            .sort_by(|a, b| (&a.mount, &a.path).cmp(&(&b.mount, &b.path)));
+        if let Err(e) = self.target.finish(calls).await {
+            report.error = Some(format!("cannot finish the run: {e}"));
+        }
+    }
+
+    async fn execute_item(&self, item: &PlanItem, calls: &ApiCalls) -> Outcome {
+        let fail = |e: &Error| {
+            tracing::warn!(mount = %item.mount, path = %item.path, action = item.action.as_str(), error = %e, "replication failed");
+            Outcome::Failed(Failure {
+                mount: item.mount.clone(),
+                path: item.path.clone(),
+                action: item.action,
+                reason: e.to_string(),
+                retryable: e.is_retryable(),
+            })
+        };
+        match item.action {
+            Action::Unchanged => Outcome::Done(Action::Unchanged),
+            Action::Delete | Action::Orphan => {
+                let policy = if item.action == Action::Orphan {
+                    DeletionPolicy::None
+                } else {
+                    self.policy.deletion
+                };
+                for e in &item.entries {
+                    if let Err(err) = self.target.retire(e, policy, calls).await {
+                        return fail(&err);
+                    }
+                }
+                Outcome::Done(item.action)
+            }
+            Action::Create | Action::Update => {
+                let Some(version) = item.version else {
+                    return Outcome::Skipped;
+                };
+                let entry = SourceEntry {
+                    mount: item.mount.clone(),
+                    path: item.path.clone(),
+                    version,
+                };
+                let value = match self.source.read(&entry, calls).await {
+                    Ok(Some(v)) => v,
+                    Ok(None) => {
+                        tracing::info!(mount = %item.mount, path = %item.path, version, "version deleted since the listing: skipped");
+                        return Outcome::Skipped;
+                    }
+                    Err(e) => return fail(&e),
+                };
+                match self.write_all(item, version, &value, calls).await {
+                    Ok(()) => Outcome::Done(item.action),
+                    Err(e) => fail(&e),
+                }
+            }
+        }
+    }
+
+    async fn write_all(
+        &self,
+        item: &PlanItem,
+        version: u64,
+        value: &SecretMap,
+        calls: &ApiCalls,
+    ) -> Result<()> {
+        let desired = desired_objects(&self.policy, item, version, value)?;
+        for d in &desired {
+            let existing: Option<TargetEntry> =
+                item.entries.iter().find(|e| e.name == d.name).cloned();
+            let outcome = self.target.write(d, existing, calls).await?;
+            tracing::debug!(name = %d.name, version, ?outcome, "written");
+        }
+        // Key granularity: keys gone from this version.
+        for e in &item.entries {
+            if desired.iter().any(|d| d.name == e.name) {
+                continue;
+            }
+            if self.policy.deletion == DeletionPolicy::None && e.orphaned {
+                continue;
+            }
+            self.target.retire(e, self.policy.deletion, calls).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The objects to write for one Vault secret at `version`.
+fn desired_objects(
+    policy: &PlanPolicy,
+    item: &PlanItem,
+    version: u64,
+    value: &SecretMap,
+) -> Result<Vec<Desired>> {
+    let ser = |v: &serde_json::Value| -> Result<String> {
+        match v {
+            serde_json::Value::String(s) => Ok(s.clone()),
+            other => serde_json::to_string(other).map_err(|e| Error::Serialize {
+                path: item.path.clone(),
+                problem: e.to_string(),
+            }),
+        }
+    };
+    let naming = &policy.naming;
+    match naming.granularity() {
+        Granularity::Secret => {
+            let json =
+                serde_json::to_string(value.expose_secret()).map_err(|e| Error::Serialize {
+                    path: item.path.clone(),
+                    problem: e.to_string(),
+                })?;
+            Ok(vec![Desired {
+                name: naming.name(&item.mount, &item.path, None),
+                mount: item.mount.clone(),
+                path: item.path.clone(),
+                key: None,
+                version,
+                key_count: 1,
+                value: SecretString::from(json),
+            }])
+        }
+        Granularity::Key => value
+            .expose_secret()
+            .iter()
+            .map(|(k, v)| {
+                Ok(Desired {
+                    name: naming.name(&item.mount, &item.path, Some(k)),
+                    mount: item.mount.clone(),
+                    path: item.path.clone(),
+                    key: Some(k.clone()),
+                    version,
+                    key_count: value.len() as u64,
+                    value: SecretString::from(ser(v)?),
+                })
+            })
+            .collect(),
+    }
+}
