@@ -3,6 +3,7 @@
 //! | program | shows |
 //! |---|---|
 //! | `approle-quickstart` | the trusted-orchestrator pattern with `vault-client`: policy, AppRole, a wrapped single-use secret_id, the consumer's unwrap and login, a least-privilege read, revocation |
+//! | `proxy-function` | a Lambda function (`lambda_runtime`) that reads its secret through the `vault-aws-extension` proxy at 127.0.0.1:8200, or from the extension's secret file |
 
 /// Shows the first two characters of a secret and hides the rest, for demo output.
 pub fn mask(secret: &str) -> String {

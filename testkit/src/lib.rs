@@ -33,6 +33,7 @@
 // This crate exists to make tests fail loudly: panicking on a broken peer is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod iam_login;
 mod moto;
 mod openbao;
 mod ports;
@@ -43,6 +44,10 @@ mod rie;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use iam_login::{
+    IamLoginServer, IamLoginServerBuilder, ObservedLogin, TempCredentials, assume_role_unsigned,
+    canonical_arn, create_assumable_role,
+};
 pub use moto::{AwsUser, Moto};
 pub use openbao::OpenBao;
 pub use ports::free_port;

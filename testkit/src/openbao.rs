@@ -24,7 +24,19 @@ impl OpenBao {
     /// 200. Its HOME is a fresh temporary directory (the dev server writes a
     /// token file there).
     pub async fn start() -> OpenBao {
-        Self::start_with(false).await
+        Self::start_with(false, None).await
+    }
+
+    /// Like [`OpenBao::start`] but on `port` (and `port + 1`), e.g. the port
+    /// of a server stopped before, to test clients that must reconnect. The
+    /// new server has none of the old one's state.
+    pub async fn start_on(port: u16) -> OpenBao {
+        Self::start_with(false, Some(port)).await
+    }
+
+    /// The port of [`OpenBao::addr`].
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Like [`OpenBao::start`] but with TLS (`-dev-tls`): the server makes its
@@ -32,12 +44,12 @@ impl OpenBao {
     /// [`OpenBao::ca_cert`] is the CA's PEM file, and `vault-cert.pem` /
     /// `vault-key.pem` lie beside it. [`OpenBao::addr`] is `https://`.
     pub async fn start_tls() -> OpenBao {
-        Self::start_with(true).await
+        Self::start_with(true, None).await
     }
 
-    async fn start_with(tls: bool) -> OpenBao {
+    async fn start_with(tls: bool, port: Option<u16>) -> OpenBao {
         let bao = peer_bin("bao");
-        let port = ports::free_ports(2);
+        let port = port.unwrap_or_else(|| ports::free_ports(2));
         let home = temp_dir("openbao");
         let mut cmd = guarded_command(&[], &bao);
         cmd.args([

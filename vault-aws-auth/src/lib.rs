@@ -1,15 +1,55 @@
-//! AWS IAM and EC2 login to HashiCorp Vault and OpenBao.
-//!
-//! **Status: planned.** This crate reserves its place in the workspace; its code
-//! arrives with the "vault-aws-auth" issue. Nothing here is usable yet.
-//!
-//! What it will provide:
+//! AWS IAM and EC2 login to HashiCorp Vault and OpenBao-compatible servers
+//! that run Vault's `aws` auth method.
 //!
 //! | type | does |
 //! |---|---|
-//! | `AwsIamAuth` | signs `POST sts:GetCallerIdentity` with SigV4 (credentials from the `aws-config` default chain: environment, profile, web identity, ECS container endpoint, IMDSv2, Lambda) and logs in at `auth/<mount>/login`; optional `X-Vault-AWS-IAM-Server-ID`, regional STS endpoints, an assumed role |
-//! | `Ec2Auth` | logs in with the IMDSv2 PKCS7 identity document and keeps the nonce for re-login |
+//! | [`AwsIamAuth`] | signs `POST sts:GetCallerIdentity` with SigV4 (credentials from the `aws-config` default chain: environment, profile, web identity, ECS container endpoint, IMDSv2, Lambda) and logs in at `auth/<mount>/login`; optional signed `X-Vault-AWS-IAM-Server-ID`, regional STS endpoints, an assumed role; [`AwsIamAuth::login_payload`] for callers who send the login themselves |
+//! | [`Ec2Auth`] | logs in with the IMDSv2 PKCS7 identity document and keeps Vault's nonce (memory, optionally a 0600 file) for re-login |
+//! | [`AwsAuthError`] | what went wrong before Vault was asked (no or expired credentials, AssumeRole, IMDS) |
 //!
-//! Both will implement [`vault_client::VaultAuth`](https://docs.rs/vault-client)
-//! so that the proxy, the ECS entrypoint and the replicator can use them without
-//! knowing which login method is behind them.
+//! Both implement [`vault_client::VaultAuth`], so the proxy, the ECS
+//! entrypoint and the replicator use them through `Arc<dyn VaultAuth>`.
+//! Both read their settings through an injectable lookup
+//! ([`AwsIamAuth::from_lookup`], [`Ec2Auth::from_lookup`]) with the variable
+//! names of hashicorp/vault-lambda-extension.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use vault_aws_auth::AwsIamAuth;
+//! use vault_client::{VaultAuth, VaultClient};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // VAULT_AUTH_ROLE, VAULT_AUTH_PROVIDER, VAULT_IAM_SERVER_ID, VAULT_STS_ENDPOINT_REGION, ...
+//! let auth: Arc<dyn VaultAuth> = Arc::new(AwsIamAuth::from_lookup(|k| std::env::var(k).ok())?);
+//! let client = VaultClient::from_env()?;
+//! let login = auth.login(&client).await?;
+//! println!("token accessor {}, ttl {:?}", login.accessor, login.ttl());
+//! let client = client.with_token(login.client_token);
+//! # Ok(()) }
+//! ```
+//!
+//! Safety: the signed headers (signature, session token), the nonce and the
+//! Vault token are never shown by `Debug`, errors or logs. Errors say what to
+//! do: a Vault refusal carries Vault's words and a hint (for example "the
+//! mount requires X-Vault-AWS-IAM-Server-ID: set VAULT_IAM_SERVER_ID").
+//!
+//! This crate has no cargo features.
+
+mod credentials;
+mod ec2;
+mod error;
+mod files;
+mod hints;
+mod iam;
+
+pub use ec2::{DEFAULT_IMDS_ENDPOINT, Ec2Auth, Ec2AuthBuilder, IMDS_TOKEN_PATH, PKCS7_PATH};
+pub use error::AwsAuthError;
+pub use files::write_private_file;
+pub use iam::{
+    ASSUME_ROLE_SESSION_NAME, AwsIamAuth, AwsIamAuthBuilder, DEFAULT_MOUNT, FORM_CONTENT_TYPE,
+    GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT, IAM_SERVER_ID_HEADER, IamLoginPayload,
+    regional_sts_endpoint, sts_host_region,
+};
+
+/// Re-exported so callers can inject credentials without naming the crate.
+pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};

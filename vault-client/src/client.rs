@@ -197,6 +197,24 @@ impl VaultClient {
         &self.inner.address
     }
 
+    /// The pooled HTTP client behind this client (TLS settings of the
+    /// configuration applied). For components that forward raw HTTP, such as
+    /// a local proxy; typed calls should use [`VaultClient::request`].
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// The URL requests go to, ending in `/v1/` (with `VAULT_TLS_SERVER_NAME`
+    /// applied).
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// The namespace this client sends, if any.
+    pub fn namespace(&self) -> Option<&str> {
+        self.namespace.as_deref()
+    }
+
     /// Whether this client carries a token.
     pub fn has_token(&self) -> bool {
         self.token.is_some()

@@ -3,6 +3,9 @@
 //! Vault connection settings come from the standard variables (`VAULT_ADDR`,
 //! `VAULT_TOKEN`, `VAULT_CACERT`, ...; see `vault_client::ClientConfig`).
 
+mod login;
+mod proxy;
+
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -35,6 +38,13 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Log in to Vault with AWS credentials (aws auth method) and print the token.
+    Login {
+        #[command(subcommand)]
+        command: login::LoginCommand,
+    },
+    /// Run the local authenticating, caching Vault proxy (sidecar); see docs/proxy.md.
+    Proxy(proxy::ProxyArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,6 +130,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Vault {
             command: VaultCommand::Health { format },
         } => health(&client(cli.address.as_deref())?, format).await,
+        Command::Login { command } => login::run(&client(cli.address.as_deref())?, command).await,
+        Command::Proxy(args) => proxy::run(args, cli.address.as_deref())
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,0 +1,603 @@
+//! Configuration of the proxy, the token manager, the cache and the secret
+//! files, read through an injectable lookup (hashicorp/vault-lambda-extension
+//! names plus ours). Documented in `docs/proxy.md`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::HeaderName;
+use secrecy::SecretString;
+use vault_client::{ConfigError, parse_duration};
+
+/// Default listen address of the proxy.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
+/// Default `VAULT_TOKEN_EXPIRY_GRACE_PERIOD`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+/// Default secret file (`VAULT_SECRET_FILE`) and the directory relative file names go under.
+pub const DEFAULT_SECRET_FILE: &str = "/tmp/vault/secret.json";
+/// Directory relative secret file names are placed under.
+pub const SECRET_DIR: &str = "/tmp/vault";
+/// Header a caller may send instead of `X-Vault-Request: true`, carrying the
+/// configured secret (in Lambda: the function's `AWS_SESSION_TOKEN`).
+pub const DEFAULT_SECRET_HEADER: &str = "x-vault-aws-session-token";
+/// Path of the Prometheus metrics on the proxy's listener.
+pub const METRICS_PATH: &str = "/vault-aws/metrics";
+
+/// Where the proxy listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A TCP address, `127.0.0.1:8200` by default.
+    Tcp(SocketAddr),
+    /// A unix socket path (`unix:/path` in `VAULT_PROXY_LISTEN`).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tcp(a) => write!(f, "{a}"),
+            Self::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// What the Lambda extension does (`VAULT_RUN_MODE`, any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// Secret files and the proxy.
+    Default,
+    /// Only the proxy.
+    Proxy,
+    /// Only the secret files.
+    File,
+}
+
+impl RunMode {
+    /// Whether the proxy runs.
+    pub fn proxy(self) -> bool {
+        matches!(self, Self::Default | Self::Proxy)
+    }
+
+    /// Whether secret files are written.
+    pub fn files(self) -> bool {
+        matches!(self, Self::Default | Self::File)
+    }
+}
+
+/// Token manager settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenConfig {
+    /// Period at the end of the token's life when it counts as expired
+    /// (`VAULT_TOKEN_EXPIRY_GRACE_PERIOD`, default 10s; never more than a
+    /// quarter of the token's TTL).
+    pub grace: Duration,
+    /// How long a request waits for a login before failing (`VAULT_PROXY_LOGIN_WAIT`, default 10s).
+    pub login_wait: Duration,
+    /// First backoff after a failed login (default 200ms).
+    pub min_backoff: Duration,
+    /// Longest backoff between failed logins (`VAULT_LOGIN_MAX_BACKOFF`, default 30s).
+    pub max_backoff: Duration,
+    /// Revoke the token on shutdown (`VAULT_REVOKE_TOKEN_ON_SHUTDOWN`, default true).
+    pub revoke_on_shutdown: bool,
+}
+
+impl Default for TokenConfig {
+    fn default() -> Self {
+        Self {
+            grace: DEFAULT_GRACE,
+            login_wait: Duration::from_secs(10),
+            min_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            revoke_on_shutdown: true,
+        }
+    }
+}
+
+/// The SSRF guard: which requests the proxy serves.
+#[derive(Clone, Default)]
+pub struct GuardConfig {
+    /// Require `X-Vault-Request: true` or the secret header (`VAULT_PROXY_REQUIRE_REQUEST_HEADER`).
+    pub enabled: bool,
+    /// A header whose value must equal a secret (compared in constant time).
+    pub secret_header: Option<(HeaderName, SecretString)>,
+}
+
+impl fmt::Debug for GuardConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GuardConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "secret_header",
+                &self
+                    .secret_header
+                    .as_ref()
+                    .map(|(h, _)| (h.as_str(), "<redacted>")),
+            )
+            .finish()
+    }
+}
+
+/// Response cache settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheConfig {
+    /// Cache GETs unless the request says `X-Vault-Cache-Control: nocache`
+    /// (`VAULT_DEFAULT_CACHE_ENABLED`, default false: only requests that say
+    /// `cache` are cached).
+    pub enabled_by_default: bool,
+    /// Longest time a response is served from the cache (`VAULT_DEFAULT_CACHE_TTL`, default 5m);
+    /// a leased response never outlives its lease.
+    pub default_ttl: Duration,
+    /// Most entries (`VAULT_CACHE_MAX_ENTRIES`, default 10000).
+    pub max_entries: u64,
+    /// Most bytes of cached bodies (`VAULT_CACHE_MAX_BYTES`, default 64 MiB).
+    pub max_bytes: u64,
+    /// Largest body that is cached (default 1 MiB).
+    pub max_entry_bytes: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            enabled_by_default: false,
+            default_ttl: Duration::from_secs(300),
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+            max_entry_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Listen address (`VAULT_PROXY_LISTEN`, default `127.0.0.1:8200`).
+    pub listen: Listen,
+    /// The SSRF guard.
+    pub guard: GuardConfig,
+    /// The response cache.
+    pub cache: CacheConfig,
+    /// Request bodies up to this size are buffered so a request can be
+    /// retried after a new login (default 1 MiB); larger ones stream.
+    pub max_retry_body: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 8200))),
+            guard: GuardConfig {
+                enabled: true,
+                secret_header: None,
+            },
+            cache: CacheConfig::default(),
+            max_retry_body: 1 << 20,
+        }
+    }
+}
+
+/// One secret written to a file: the API path read (relative to `/v1/`) and
+/// the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretFileSpec {
+    /// `""` for `VAULT_SECRET_PATH`, `X` for `VAULT_SECRET_PATH_X`.
+    pub name: String,
+    /// API path such as `secret/data/app` or `database/creds/app`.
+    pub path: String,
+    /// Absolute file path.
+    pub file: PathBuf,
+}
+
+/// Secret file settings.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FilesConfig {
+    /// The secrets.
+    pub secrets: Vec<SecretFileSpec>,
+    /// Re-read secrets without a lease (KV) this often (`VAULT_SECRET_REFRESH_INTERVAL`, default off).
+    pub refresh_interval: Option<Duration>,
+    /// Re-read leased secrets this long before their lease ends (the grace period).
+    pub grace: Duration,
+}
+
+/// Everything the Lambda extension and the sidecar read from the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `VAULT_RUN_MODE`.
+    pub run_mode: RunMode,
+    /// The proxy.
+    pub proxy: ProxyConfig,
+    /// The token manager.
+    pub token: TokenConfig,
+    /// The secret files.
+    pub files: FilesConfig,
+    /// `VAULT_LOG_LEVEL` (default `info`).
+    pub log_level: String,
+}
+
+impl Settings {
+    /// Reads the settings through `lookup` (an empty value counts as unset).
+    /// `lambda` selects the Lambda defaults: the SSRF guard also accepts the
+    /// function's `AWS_SESSION_TOKEN` in the secret header.
+    ///
+    /// The Vault connection itself (`VAULT_ADDR`, `VLE_VAULT_ADDR`, TLS, namespace)
+    /// is read by [`client_config_from_lookup`]; the login by
+    /// `vault_auth_env::auth_from_lookup` in the binaries.
+    pub fn from_lookup<F>(lookup: F, lambda: bool) -> Result<Self, ConfigError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let run_mode = match get("VAULT_RUN_MODE")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("default") => RunMode::Default,
+            Some("proxy") => RunMode::Proxy,
+            Some("file") => RunMode::File,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    variable: "VAULT_RUN_MODE",
+                    expected: "default, proxy or file",
+                    problem: format!("got {other:?}"),
+                });
+            }
+        };
+
+        let mut token = TokenConfig::default();
+        if let Some(v) = get("VAULT_TOKEN_EXPIRY_GRACE_PERIOD") {
+            token.grace = parse_duration("VAULT_TOKEN_EXPIRY_GRACE_PERIOD", &v)?;
+        }
+        if let Some(v) = get("VAULT_PROXY_LOGIN_WAIT") {
+            token.login_wait = positive("VAULT_PROXY_LOGIN_WAIT", &v)?;
+        }
+        if let Some(v) = get("VAULT_LOGIN_MAX_BACKOFF") {
+            token.max_backoff = positive("VAULT_LOGIN_MAX_BACKOFF", &v)?.max(token.min_backoff);
+        }
+        if let Some(v) = get("VAULT_REVOKE_TOKEN_ON_SHUTDOWN") {
+            token.revoke_on_shutdown = parse_bool("VAULT_REVOKE_TOKEN_ON_SHUTDOWN", &v)?;
+        }
+
+        let mut proxy = ProxyConfig::default();
+        if let Some(v) = get("VAULT_PROXY_LISTEN") {
+            proxy.listen = parse_listen(&v)?;
+        }
+        if let Some(v) = get("VAULT_PROXY_REQUIRE_REQUEST_HEADER") {
+            proxy.guard.enabled = parse_bool("VAULT_PROXY_REQUIRE_REQUEST_HEADER", &v)?;
+        }
+        let header_name = match get("VAULT_PROXY_SECRET_HEADER") {
+            Some(h) => {
+                HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| ConfigError::Invalid {
+                    variable: "VAULT_PROXY_SECRET_HEADER",
+                    expected: "an HTTP header name such as X-Vault-AWS-Session-Token",
+                    problem: format!("{h:?} is not a valid header name"),
+                })?
+            }
+            None => HeaderName::from_static(DEFAULT_SECRET_HEADER),
+        };
+        let secret = get("VAULT_PROXY_SECRET").or_else(|| {
+            if lambda {
+                get("AWS_SESSION_TOKEN")
+            } else {
+                None
+            }
+        });
+        proxy.guard.secret_header =
+            secret.map(|s| (header_name, SecretString::from(s.trim().to_owned())));
+
+        if let Some(v) = get("VAULT_DEFAULT_CACHE_ENABLED") {
+            proxy.cache.enabled_by_default = parse_bool("VAULT_DEFAULT_CACHE_ENABLED", &v)?;
+        }
+        if let Some(v) = get("VAULT_DEFAULT_CACHE_TTL") {
+            proxy.cache.default_ttl = parse_duration("VAULT_DEFAULT_CACHE_TTL", &v)?;
+        }
+        if let Some(v) = get("VAULT_CACHE_MAX_ENTRIES") {
+            proxy.cache.max_entries = parse_u64("VAULT_CACHE_MAX_ENTRIES", &v)?;
+        }
+        if let Some(v) = get("VAULT_CACHE_MAX_BYTES") {
+            proxy.cache.max_bytes = parse_u64("VAULT_CACHE_MAX_BYTES", &v)?;
+            proxy.cache.max_entry_bytes = proxy
+                .cache
+                .max_entry_bytes
+                .min(usize::try_from(proxy.cache.max_bytes).unwrap_or(usize::MAX));
+        }
+
+        let mut files = FilesConfig {
+            grace: token.grace,
+            ..FilesConfig::default()
+        };
+        if let Some(v) = get("VAULT_SECRET_REFRESH_INTERVAL") {
+            let interval = parse_duration("VAULT_SECRET_REFRESH_INTERVAL", &v)?;
+            files.refresh_interval = (!interval.is_zero()).then_some(interval);
+        }
+        files.secrets = secret_specs(&get)?;
+
+        Ok(Self {
+            run_mode,
+            proxy,
+            token,
+            files,
+            log_level: get("VAULT_LOG_LEVEL")
+                .map(|v| v.trim().to_ascii_lowercase())
+                .unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+/// [`vault_client::ClientConfig::from_lookup`] with `VLE_VAULT_ADDR`
+/// overriding `VAULT_ADDR`, as in hashicorp/vault-lambda-extension.
+pub fn client_config_from_lookup<F>(lookup: F) -> Result<vault_client::ClientConfig, ConfigError>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let vle = lookup("VLE_VAULT_ADDR").filter(|v| !v.trim().is_empty());
+    vault_client::ClientConfig::from_lookup(|name| match (name, &vle) {
+        ("VAULT_ADDR", Some(addr)) => Some(addr.clone()),
+        // The proxy holds its own token; VAULT_TOKEN is a login input only.
+        ("VAULT_TOKEN", _) => None,
+        _ => lookup(name),
+    })
+}
+
+/// `VAULT_SECRET_PATH`/`VAULT_SECRET_FILE` and every `VAULT_SECRET_PATH_<X>`
+/// with its `VAULT_SECRET_FILE_<X>`.
+fn secret_specs(get: &dyn Fn(&str) -> Option<String>) -> Result<Vec<SecretFileSpec>, ConfigError> {
+    let mut specs = Vec::new();
+    if let Some(path) = get("VAULT_SECRET_PATH") {
+        let file = get("VAULT_SECRET_FILE").unwrap_or_else(|| DEFAULT_SECRET_FILE.to_owned());
+        specs.push(SecretFileSpec {
+            name: String::new(),
+            path: clean_path(&path),
+            file: secret_file(&file),
+        });
+    }
+    // The lookup cannot enumerate, so the process environment supplies the
+    // names; the values still come through `get`.
+    let mut names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .filter_map(|k| k.strip_prefix("VAULT_SECRET_PATH_").map(str::to_owned))
+        .collect();
+    names.extend(
+        get("VAULT_SECRET_NAMES")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()),
+    );
+    names.sort();
+    names.dedup();
+    for name in names {
+        let Some(path) = get(&format!("VAULT_SECRET_PATH_{name}")) else {
+            continue;
+        };
+        let file = get(&format!("VAULT_SECRET_FILE_{name}"))
+            .unwrap_or_else(|| format!("{}.json", name.to_ascii_lowercase()));
+        specs.push(SecretFileSpec {
+            name,
+            path: clean_path(&path),
+            file: secret_file(&file),
+        });
+    }
+    for (i, a) in specs.iter().enumerate() {
+        if let Some(b) = specs[i + 1..].iter().find(|b| b.file == a.file) {
+            return Err(ConfigError::Inconsistent(format!(
+                "VAULT_SECRET_FILE{} and VAULT_SECRET_FILE{} both name {}; give each secret its own file",
+                suffix(&a.name),
+                suffix(&b.name),
+                a.file.display()
+            )));
+        }
+    }
+    Ok(specs)
+}
+
+fn suffix(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!("_{name}")
+    }
+}
+
+fn clean_path(path: &str) -> String {
+    let p = path.trim().trim_start_matches('/');
+    p.strip_prefix("v1/").unwrap_or(p).to_owned()
+}
+
+/// Absolute file names as given; relative ones under `/tmp/vault/`.
+fn secret_file(file: &str) -> PathBuf {
+    let file = Path::new(file.trim());
+    if file.is_absolute() {
+        file.to_owned()
+    } else {
+        Path::new(SECRET_DIR).join(file)
+    }
+}
+
+fn parse_listen(raw: &str) -> Result<Listen, ConfigError> {
+    let raw = raw.trim();
+    if let Some(path) = raw.strip_prefix("unix:") {
+        if path.is_empty() {
+            return Err(ConfigError::Invalid {
+                variable: "VAULT_PROXY_LISTEN",
+                expected: "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
+                problem: "the unix socket path is empty".into(),
+            });
+        }
+        return Ok(Listen::Unix(PathBuf::from(path)));
+    }
+    raw.parse::<SocketAddr>()
+        .map(Listen::Tcp)
+        .map_err(|_| ConfigError::Invalid {
+            variable: "VAULT_PROXY_LISTEN",
+            expected: "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
+            problem: format!("got {raw:?}"),
+        })
+}
+
+fn positive(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+    let d = parse_duration(variable, raw)?;
+    if d.is_zero() {
+        return Err(ConfigError::Invalid {
+            variable,
+            expected: "a positive duration such as 10s",
+            problem: "it is zero".into(),
+        });
+    }
+    Ok(d)
+}
+
+fn parse_u64(variable: &'static str, raw: &str) -> Result<u64, ConfigError> {
+    raw.trim().parse().map_err(|_| ConfigError::Invalid {
+        variable,
+        expected: "a non-negative integer",
+        problem: format!("got {raw:?}"),
+    })
+}
+
+/// Go's `strconv.ParseBool`, as Vault's own variables.
+pub(crate) fn parse_bool(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim() {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        other => Err(ConfigError::Invalid {
+            variable,
+            expected: "a boolean: true/false, 1/0 or t/f",
+            problem: format!("got {other:?}"),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::from_lookup(lookup(&[]), false).unwrap();
+        assert_eq!(s.run_mode, RunMode::Default);
+        assert_eq!(s.proxy.listen.to_string(), DEFAULT_LISTEN);
+        assert!(s.proxy.guard.enabled);
+        assert!(s.proxy.guard.secret_header.is_none());
+        assert!(!s.proxy.cache.enabled_by_default);
+        assert_eq!(s.token.grace, DEFAULT_GRACE);
+        assert!(s.files.secrets.is_empty());
+        assert_eq!(s.log_level, "info");
+    }
+
+    #[test]
+    fn hashicorp_names_are_understood() {
+        let s = Settings::from_lookup(
+            lookup(&[
+                ("VAULT_RUN_MODE", "PrOxY"),
+                ("VAULT_TOKEN_EXPIRY_GRACE_PERIOD", "3s"),
+                ("VAULT_DEFAULT_CACHE_TTL", "15m"),
+                ("VAULT_DEFAULT_CACHE_ENABLED", "true"),
+                ("VAULT_SECRET_PATH", "/v1/secret/data/app"),
+                ("VAULT_SECRET_NAMES", "DB"),
+                ("VAULT_SECRET_PATH_DB", "database/creds/app"),
+                ("VAULT_SECRET_FILE_DB", "db.json"),
+                ("AWS_SESSION_TOKEN", "session-secret"),
+                ("VAULT_LOG_LEVEL", "DEBUG"),
+            ]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.run_mode, RunMode::Proxy);
+        assert_eq!(s.token.grace, Duration::from_secs(3));
+        assert_eq!(s.files.grace, Duration::from_secs(3));
+        assert_eq!(s.proxy.cache.default_ttl, Duration::from_secs(900));
+        assert!(s.proxy.cache.enabled_by_default);
+        assert_eq!(
+            s.files.secrets,
+            vec![
+                SecretFileSpec {
+                    name: String::new(),
+                    path: "secret/data/app".into(),
+                    file: PathBuf::from(DEFAULT_SECRET_FILE),
+                },
+                SecretFileSpec {
+                    name: "DB".into(),
+                    path: "database/creds/app".into(),
+                    file: PathBuf::from("/tmp/vault/db.json"),
+                },
+            ]
+        );
+        let (header, _) = s.proxy.guard.secret_header.as_ref().unwrap();
+        assert_eq!(header.as_str(), DEFAULT_SECRET_HEADER);
+        assert!(!format!("{s:?}").contains("session-secret"));
+        assert_eq!(s.log_level, "debug");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value, want) in [
+            (
+                "VAULT_RUN_MODE",
+                "sidecar",
+                "VAULT_RUN_MODE is invalid: got \"sidecar\"; expected default, proxy or file",
+            ),
+            (
+                "VAULT_PROXY_LISTEN",
+                "localhost",
+                "VAULT_PROXY_LISTEN is invalid",
+            ),
+            (
+                "VAULT_DEFAULT_CACHE_ENABLED",
+                "yes",
+                "VAULT_DEFAULT_CACHE_ENABLED is invalid",
+            ),
+            (
+                "VAULT_TOKEN_EXPIRY_GRACE_PERIOD",
+                "soon",
+                "VAULT_TOKEN_EXPIRY_GRACE_PERIOD is invalid",
+            ),
+            (
+                "VAULT_PROXY_SECRET_HEADER",
+                "bad header",
+                "VAULT_PROXY_SECRET_HEADER is invalid",
+            ),
+        ] {
+            let err = Settings::from_lookup(lookup(&[(var, value)]), false).unwrap_err();
+            assert!(err.to_string().contains(want), "{var}={value}: {err}");
+        }
+        let err = Settings::from_lookup(
+            lookup(&[
+                ("VAULT_SECRET_PATH", "a"),
+                ("VAULT_SECRET_NAMES", "B"),
+                ("VAULT_SECRET_PATH_B", "b"),
+                ("VAULT_SECRET_FILE_B", "secret.json"),
+            ]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("both name /tmp/vault/secret.json"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn listen_accepts_unix_sockets_and_vle_addr_wins() {
+        let s = Settings::from_lookup(lookup(&[("VAULT_PROXY_LISTEN", "unix:/run/v.sock")]), false)
+            .unwrap();
+        assert_eq!(s.proxy.listen, Listen::Unix("/run/v.sock".into()));
+        let c = client_config_from_lookup(lookup(&[
+            ("VAULT_ADDR", "http://a:1"),
+            ("VLE_VAULT_ADDR", "http://b:2"),
+            ("VAULT_TOKEN", "hvs.x"),
+        ]))
+        .unwrap();
+        assert_eq!(c.address().as_str(), "http://b:2/");
+        assert!(!c.has_token());
+    }
+}
