@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use vault_approle::{AppRoleAuth, S3CredentialStore, role_name_from_iam};
+use vault_approle::{AppRoleAuth, CredentialStore, S3CredentialStore, role_name_from_iam};
 use vault_client::{TokenAuth, VaultAuth};
 
 /// In order:
@@ -14,10 +14,13 @@ use vault_client::{TokenAuth, VaultAuth};
 ///    for `VAULT_APPROLE_ROLE`, else for the role derived from `iam_role`
 ///    (the `--iam-role` flag) or the discovered task role;
 /// 3. `VAULT_TOKEN` / `VAULT_TOKEN_FILE`.
+///
+/// Returns the login, a description for logs, and the Vault address written
+/// in the delivered credentials (used when `VAULT_ADDR` is not set).
 pub async fn auth_from_lookup<F>(
     lookup: F,
     iam_role: Option<&str>,
-) -> anyhow::Result<(Arc<dyn VaultAuth>, String)>
+) -> anyhow::Result<(Arc<dyn VaultAuth>, String, Option<String>)>
 where
     F: Fn(&str) -> Option<String>,
 {
@@ -28,7 +31,7 @@ where
     };
     if get("VAULT_ROLE_ID").is_some() || get("VAULT_ROLE_ID_FILE").is_some() {
         let auth = AppRoleAuth::from_lookup(&lookup)?;
-        return Ok((Arc::new(auth), "approle (configured role_id)".into()));
+        return Ok((Arc::new(auth), "approle (configured role_id)".into(), None));
     }
     if get("VAULT_APPROLE_S3_BUCKET").is_some() {
         let role = match get("VAULT_APPROLE_ROLE") {
@@ -41,16 +44,29 @@ where
                 role_name_from_iam(&iam).with_context(|| format!("the IAM role {iam}"))?
             }
         };
-        let store = S3CredentialStore::from_lookup(&lookup)?;
+        let store: Arc<dyn CredentialStore> = Arc::new(S3CredentialStore::from_lookup(&lookup)?);
+        let delivered_addr = if get("VAULT_ADDR").is_none() {
+            // One extra read, only when the address is not configured.
+            store
+                .get(&role)
+                .await
+                .ok()
+                .flatten()
+                .map(|c| c.vault_addr)
+                .filter(|a| !a.is_empty())
+        } else {
+            None
+        };
         let mount = get("VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into());
-        let auth = AppRoleAuth::from_store(&mount, Arc::new(store), role.clone());
+        let auth = AppRoleAuth::from_store(&mount, store, role.clone());
         return Ok((
             Arc::new(auth),
             format!("approle role {role} (credentials from S3)"),
+            delivered_addr,
         ));
     }
     let auth = TokenAuth::from_lookup(&lookup).context(
         "no Vault login configured: set VAULT_APPROLE_S3_BUCKET (delivered AppRole credentials), VAULT_ROLE_ID, or VAULT_TOKEN",
     )?;
-    Ok((Arc::new(auth), "token".into()))
+    Ok((Arc::new(auth), "token".into(), None))
 }

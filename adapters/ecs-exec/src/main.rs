@@ -54,8 +54,15 @@ async fn prepare(args: &Args) -> anyhow::Result<Vec<(String, String)>> {
         );
     }
     let mappings = secrets::mappings(&vars)?;
-    let client = VaultClient::new(ClientConfig::from_lookup(lookup)?)?;
-    let (auth, how) = auth::auth_from_lookup(lookup, args.iam_role.as_deref()).await?;
+    let (auth, how, delivered_addr) =
+        auth::auth_from_lookup(lookup, args.iam_role.as_deref()).await?;
+    // VAULT_ADDR wins; else the address the orchestrator delivered.
+    let client = VaultClient::new(ClientConfig::from_lookup(|name| match name {
+        "VAULT_ADDR" => lookup(name)
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| delivered_addr.clone()),
+        _ => lookup(name),
+    })?)?;
     let login = auth
         .login(&client)
         .await

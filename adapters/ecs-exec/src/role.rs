@@ -108,3 +108,56 @@ where
         .map(str::to_owned)
         .context("IMDS lists no IAM role for this instance; pass --iam-role")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn imdsv2_gives_the_instance_role_and_ecs_without_role_arn_is_an_error() {
+        let imds = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .and(path("/latest/api/token"))
+            .and(header("x-aws-ec2-metadata-token-ttl-seconds", "60"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+            .expect(1)
+            .mount(&imds)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/latest/meta-data/iam/security-credentials/"))
+            .and(header("x-aws-ec2-metadata-token", "imds-token"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ShopInstanceRole\n"))
+            .expect(1)
+            .mount(&imds)
+            .await;
+        let uri = imds.uri();
+        let role = discover(|k| (k == "AWS_EC2_METADATA_SERVICE_ENDPOINT").then(|| uri.clone()))
+            .await
+            .unwrap();
+        assert_eq!(role, "ShopInstanceRole");
+
+        let ecs = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"AccessKeyId":"A"}"#))
+            .expect(1)
+            .mount(&ecs)
+            .await;
+        let full = format!("{}/creds", ecs.uri());
+        let err = discover(|k| (k == "AWS_CONTAINER_CREDENTIALS_FULL_URI").then(|| full.clone()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("without RoleArn") && err.contains("--iam-role"),
+            "{err}"
+        );
+
+        let err = discover(|k| (k == "AWS_EC2_METADATA_DISABLED").then(|| "true".into()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMDS is disabled"), "{err}");
+    }
+}
