@@ -9,7 +9,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use vault_client::{ClientConfig, TokenAuth, VaultAuth, VaultClient};
+use vault_client::{ClientConfig, VaultAuth, VaultClient};
 use vault_replicate::{Progress, ReplicateConfig, Report, aws};
 
 /// Arguments of `vault-aws replicate`.
@@ -61,7 +61,7 @@ fn auth_from_lookup<F>(lookup: F) -> anyhow::Result<Arc<dyn VaultAuth>>
 where
     F: Fn(&str) -> Option<String>,
 {
-    Ok(Arc::new(TokenAuth::from_lookup(lookup)?))
+    Ok(vault_auth_env::auth_from_lookup(lookup)?)
 }
 
 /// Runs `vault-aws replicate`; exit 0 when every target succeeded, 1 otherwise.

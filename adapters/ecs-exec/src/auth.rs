@@ -1,6 +1,6 @@
-//! How vault-exec logs in: the one place to add a login method (the
-//! workspace's shared "auth from environment" builder replaces this after the
-//! merge, adding AWS IAM).
+//! How vault-exec logs in: delivered AppRole credentials (found through the
+//! task role), or any method of the shared `vault_auth_env` builder (AWS IAM
+//! with the task role, EC2, AppRole values, token).
 
 use std::sync::Arc;
 
@@ -9,6 +9,9 @@ use vault_approle::{AppRoleAuth, CredentialStore, S3CredentialStore, role_name_f
 use vault_client::{TokenAuth, VaultAuth};
 
 /// In order:
+/// 0. `VAULT_AUTH_METHOD` (other than `approle`), or `VAULT_AUTH_ROLE`
+///    without it: the `vault_auth_env` login it names (`VAULT_AUTH_ROLE`
+///    alone = AWS IAM with the task role's credentials);
 /// 1. `VAULT_ROLE_ID[_FILE]` (+ `VAULT_SECRET_ID[_FILE]`): AppRole from values/files;
 /// 2. `VAULT_APPROLE_S3_BUCKET`: AppRole with the credentials delivered to S3
 ///    for `VAULT_APPROLE_ROLE`, else for the role derived from `iam_role`
@@ -29,6 +32,15 @@ where
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
+    let method = vault_auth_env::AuthMethod::from_lookup(&lookup)?;
+    let explicit = get(vault_auth_env::METHOD_VARIABLE).is_some();
+    if let Some(method) = method.filter(|m| {
+        (explicit && *m != vault_auth_env::AuthMethod::AppRole)
+            || (!explicit && *m == vault_auth_env::AuthMethod::AwsIam)
+    }) {
+        let auth = vault_auth_env::build(method, &lookup)?;
+        return Ok((auth, method.to_string(), None));
+    }
     if get("VAULT_ROLE_ID").is_some() || get("VAULT_ROLE_ID_FILE").is_some() {
         let auth = AppRoleAuth::from_lookup(&lookup)?;
         return Ok((Arc::new(auth), "approle (configured role_id)".into(), None));
@@ -69,4 +81,57 @@ where
         "no Vault login configured: set VAULT_APPROLE_S3_BUCKET (delivered AppRole credentials), VAULT_ROLE_ID, or VAULT_TOKEN",
     )?;
     Ok((Arc::new(auth), "token".into(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[tokio::test]
+    async fn aws_iam_and_explicit_methods_come_from_the_shared_builder() {
+        let (auth, how, addr) = auth_from_lookup(
+            env(&[("VAULT_AUTH_ROLE", "shop-task"), ("VAULT_TOKEN", "hvs.x")]),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (auth.method(), how.as_str(), addr),
+            ("aws-iam", "aws", None)
+        );
+
+        let (auth, _, _) = auth_from_lookup(
+            env(&[("VAULT_AUTH_METHOD", "token"), ("VAULT_TOKEN", "hvs.x")]),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(auth.method(), "token");
+
+        let (auth, how, _) = auth_from_lookup(
+            env(&[("VAULT_ROLE_ID", "rid"), ("VAULT_SECRET_ID", "sid")]),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (auth.method(), how.as_str()),
+            ("approle", "approle (configured role_id)")
+        );
+
+        let err = auth_from_lookup(env(&[("VAULT_AUTH_METHOD", "kerberos")]), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("VAULT_AUTH_METHOD"), "{err:#}");
+    }
 }

@@ -1,28 +1,38 @@
-//! How the orchestrator authenticates to Vault: the one place to add a login
-//! method (the workspace's shared "auth from environment" builder replaces
-//! this after the merge; AWS IAM is the preferred method there).
+//! How the orchestrator authenticates to Vault. `VAULT_AUTH_METHOD` names the
+//! method explicitly (see `vault_auth_env`); otherwise, in order:
+//! `VAULT_AUTH_ROLE` (AWS IAM with the Lambda's own role: preferred, no
+//! long-lived secret anywhere), `VAULT_TOKEN_S3_BUCKET` + `VAULT_TOKEN_S3_KEY`
+//! (a token kept in S3, what the original manager did), then `VAULT_TOKEN` /
+//! `VAULT_TOKEN_FILE`. AppRole is never guessed here: `VAULT_APPROLE_S3_BUCKET`
+//! is this Lambda's delivery bucket, not a login.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use vault_approle::S3TokenAuth;
-use vault_client::{TokenAuth, VaultAuth};
+use vault_auth_env::AuthMethod;
+use vault_client::VaultAuth;
 
-/// `VAULT_TOKEN_S3_BUCKET` + `VAULT_TOKEN_S3_KEY`: a token kept in S3 (read on
-/// every login); otherwise `VAULT_TOKEN` / `VAULT_TOKEN_FILE`.
+/// The orchestrator's login, chosen as described in the module docs.
 pub fn auth_from_lookup<F>(lookup: F) -> anyhow::Result<Arc<dyn VaultAuth>>
 where
     F: Fn(&str) -> Option<String>,
 {
     let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
-    if set("VAULT_TOKEN_S3_BUCKET") || set("VAULT_TOKEN_S3_KEY") {
-        let auth = S3TokenAuth::from_lookup(&lookup).context("orchestrator token in S3")?;
-        return Ok(Arc::new(auth));
-    }
-    let auth = TokenAuth::from_lookup(&lookup).context(
-        "no orchestrator login configured: set VAULT_TOKEN_S3_BUCKET and VAULT_TOKEN_S3_KEY, or VAULT_TOKEN",
-    )?;
-    Ok(Arc::new(auth))
+    let method = if set(vault_auth_env::METHOD_VARIABLE) {
+        AuthMethod::from_lookup(&lookup)?.unwrap_or(AuthMethod::Token)
+    } else if set("VAULT_AUTH_ROLE") {
+        AuthMethod::AwsIam
+    } else if set("VAULT_TOKEN_S3_BUCKET") || set("VAULT_TOKEN_S3_KEY") {
+        AuthMethod::S3Token
+    } else if set("VAULT_TOKEN") || set("VAULT_TOKEN_FILE") {
+        AuthMethod::Token
+    } else {
+        anyhow::bail!(
+            "no orchestrator login configured: set VAULT_AUTH_ROLE (AWS IAM, preferred), \
+             VAULT_TOKEN_S3_BUCKET and VAULT_TOKEN_S3_KEY, or VAULT_TOKEN"
+        );
+    };
+    vault_auth_env::build(method, &lookup).with_context(|| format!("orchestrator login ({method})"))
 }
 
 #[cfg(test)]
@@ -41,6 +51,21 @@ mod tests {
         assert_eq!(a.method(), "s3-token");
         let b = auth_from_lookup(|k| (k == "VAULT_TOKEN").then(|| "hvs.x".into())).unwrap();
         assert_eq!(b.method(), "token");
+        let c = auth_from_lookup(|k| match k {
+            "VAULT_AUTH_ROLE" => Some("approle-manager".into()),
+            "VAULT_TOKEN" => Some("hvs.x".into()),
+            "VAULT_APPROLE_S3_BUCKET" => Some("delivery".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.method(), "aws-iam");
+        let d = auth_from_lookup(|k| match k {
+            "VAULT_APPROLE_S3_BUCKET" => Some("delivery".into()),
+            "VAULT_TOKEN" => Some("hvs.x".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(d.method(), "token");
         let err = format!("{:#}", auth_from_lookup(|_| None).err().unwrap());
         assert!(err.contains("VAULT_TOKEN_S3_BUCKET"), "{err}");
         let err = format!(

@@ -1,16 +1,17 @@
-//! Vault authentication for the Lambda: the ONE place that decides how it
-//! logs in. This branch supports a token (`VAULT_TOKEN`, or the file named by
-//! `VAULT_TOKEN_FILE`); the shared "auth from environment" builder (AWS IAM,
-//! EC2, AppRole) replaces this function after the merge.
+//! Vault authentication for the Lambda: `vault_auth_env`, so AWS IAM
+//! (`VAULT_AUTH_ROLE`, preferred on Lambda), EC2, AppRole, a token in S3 or a
+//! plain token, chosen by `VAULT_AUTH_METHOD` or detected from the variables
+//! that are set.
 
 use std::sync::Arc;
 
-use vault_client::{ConfigError, TokenAuth, VaultAuth};
+use vault_auth_env::AuthEnvError;
+use vault_client::VaultAuth;
 
 /// The auth method configured by the environment.
-pub fn auth_from_lookup<F>(lookup: F) -> Result<Arc<dyn VaultAuth>, ConfigError>
+pub fn auth_from_lookup<F>(lookup: F) -> Result<Arc<dyn VaultAuth>, AuthEnvError>
 where
     F: Fn(&str) -> Option<String>,
 {
-    Ok(Arc::new(TokenAuth::from_lookup(lookup)?))
+    vault_auth_env::auth_from_lookup(lookup)
 }
