@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use vault_client::{AuthInfo, TokenAuth, VaultAuth, VaultClient};
+#[cfg(feature = "s3")]
+use vault_client::TokenAuth;
+use vault_client::{AuthInfo, VaultAuth, VaultClient};
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+#[cfg(feature = "s3")]
 use crate::s3::{S3Access, S3CredentialStore};
 use crate::store::CredentialStore;
 
@@ -230,6 +233,15 @@ impl AppRoleAuth {
                 wrapped,
             ));
         }
+        #[cfg(not(feature = "s3"))]
+        if get("VAULT_APPROLE_S3_BUCKET").is_some() {
+            return Err(Error::invalid(
+                "VAULT_APPROLE_S3_BUCKET",
+                "this binary was built without S3 support (vault-approle feature `s3`)",
+                "VAULT_ROLE_ID or VAULT_ROLE_ID_FILE, or a build with the `s3` feature",
+            ));
+        }
+        #[cfg(feature = "s3")]
         if get("VAULT_APPROLE_S3_BUCKET").is_some() {
             let role = get("VAULT_APPROLE_ROLE").ok_or_else(|| {
                 Error::invalid(
@@ -423,6 +435,7 @@ impl VaultAuth for AppRoleAuth {
     }
 }
 
+#[cfg(feature = "s3")]
 /// An existing Vault token kept in an S3 object (the original orchestrator's
 /// way), read on every login and checked with `auth/token/lookup-self`.
 #[derive(Clone)]
@@ -432,12 +445,14 @@ pub struct S3TokenAuth {
     key: String,
 }
 
+#[cfg(feature = "s3")]
 impl fmt::Debug for S3TokenAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "S3TokenAuth(s3://{}/{})", self.bucket, self.key)
     }
 }
 
+#[cfg(feature = "s3")]
 impl S3TokenAuth {
     /// The token in `s3://bucket/key`.
     pub fn new(access: S3Access, bucket: impl Into<String>, key: impl Into<String>) -> Self {
@@ -481,6 +496,7 @@ impl S3TokenAuth {
     }
 }
 
+#[cfg(feature = "s3")]
 #[async_trait]
 impl VaultAuth for S3TokenAuth {
     async fn login(&self, client: &VaultClient) -> vault_client::Result<AuthInfo> {
@@ -556,12 +572,14 @@ mod tests {
         .unwrap();
         assert!(format!("{b:?}").contains("/run/sid"));
         assert_eq!(b.mount, "ar2");
+        #[cfg(feature = "s3")]
         let c = AppRoleAuth::from_lookup(|k| match k {
             "VAULT_APPROLE_S3_BUCKET" => Some("creds-bucket".into()),
             "VAULT_APPROLE_ROLE" => Some("shop".into()),
             _ => None,
         })
         .unwrap();
+        #[cfg(feature = "s3")]
         assert!(
             format!("{c:?}").contains("s3://creds-bucket/vault/approle/shop"),
             "{c:?}"
@@ -569,7 +587,10 @@ mod tests {
         let err =
             AppRoleAuth::from_lookup(|k| (k == "VAULT_APPROLE_S3_BUCKET").then(|| "b-1".into()))
                 .unwrap_err();
+        #[cfg(feature = "s3")]
         assert!(err.to_string().contains("VAULT_APPROLE_ROLE"), "{err}");
+        #[cfg(not(feature = "s3"))]
+        assert!(err.to_string().contains("without S3 support"), "{err}");
         let err = AppRoleAuth::from_lookup(|_| None).unwrap_err();
         assert!(err.to_string().contains("neither VAULT_ROLE_ID"), "{err}");
         let err = AppRoleAuth::from_lookup(|k| match k {

@@ -43,21 +43,26 @@
 //!
 //! | feature | enables |
 //! |---|---|
+//! | `s3` (default) | [`S3CredentialStore`], [`S3TokenAuth`] and the S3 source of [`AppRoleAuth::from_lookup`] (aws-sdk-s3); off, AppRole login from values, files or a directory store stays, in a much smaller binary |
 //! | `test-util` | `MockCredentialStore` (mockall) |
 
 mod auth;
 pub mod cfn;
 mod error;
 mod provision;
+#[cfg(feature = "s3")]
 mod s3;
 mod spec;
 mod store;
 
-pub use auth::{AppRoleAuth, S3TokenAuth};
+pub use auth::AppRoleAuth;
+#[cfg(feature = "s3")]
+pub use auth::S3TokenAuth;
 pub use error::{Error, Result};
 pub use provision::{
     DEFAULT_ROTATION_GRACE, DEFAULT_WRAP_TTL, Provisioned, Provisioner, ProvisionerOptions,
 };
+#[cfg(feature = "s3")]
 pub use s3::{DEFAULT_PREFIX, S3Access, S3CredentialStore, S3CredentialStoreBuilder, S3Encryption};
 pub use spec::{
     DEFAULT_SECRET_ID_TTL, DEFAULT_TOKEN_MAX_TTL, DEFAULT_TOKEN_TTL, DeliveryMode, RoleSpec,

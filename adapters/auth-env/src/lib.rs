@@ -26,12 +26,18 @@
 //! `VAULT_APPROLE_S3_BUCKET`), then `VAULT_TOKEN_S3_BUCKET`, then
 //! `VAULT_TOKEN` / `VAULT_TOKEN_FILE`. Each method's own variables are
 //! documented on its `from_lookup`.
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `s3` (default) | `s3-token`, and AppRole credentials delivered through S3 (aws-sdk-s3); the Lambda extension leaves it out to stay small |
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use vault_approle::{AppRoleAuth, S3TokenAuth};
+use vault_approle::AppRoleAuth;
+#[cfg(feature = "s3")]
+use vault_approle::S3TokenAuth;
 use vault_aws_auth::{AwsIamAuth, Ec2Auth};
 use vault_client::{ConfigError, TokenAuth, VaultAuth};
 
@@ -144,6 +150,13 @@ pub enum AuthEnvError {
     )]
     NotConfigured,
 
+    /// This build leaves the chosen method out (feature `s3`).
+    #[error("the {method} login is not in this build (vault-auth-env feature `s3`)")]
+    Unsupported {
+        /// The chosen method.
+        method: AuthMethod,
+    },
+
     /// The chosen method's variables are missing or invalid.
     #[error("cannot configure the {method} login")]
     Config {
@@ -185,7 +198,10 @@ where
         AuthMethod::AwsIam => Arc::new(AwsIamAuth::from_lookup(lookup).map_err(config)?),
         AuthMethod::Ec2 => Arc::new(Ec2Auth::from_lookup(lookup).map_err(config)?),
         AuthMethod::AppRole => Arc::new(AppRoleAuth::from_lookup(lookup).map_err(approle)?),
+        #[cfg(feature = "s3")]
         AuthMethod::S3Token => Arc::new(S3TokenAuth::from_lookup(lookup).map_err(approle)?),
+        #[cfg(not(feature = "s3"))]
+        AuthMethod::S3Token => return Err(AuthEnvError::Unsupported { method }),
         AuthMethod::Token => Arc::new(TokenAuth::from_lookup(lookup).map_err(config)?),
     })
 }
@@ -249,6 +265,11 @@ mod tests {
             ),
         ];
         for (pairs, want) in cases {
+            if cfg!(not(feature = "s3")) && *want == "s3-token" {
+                let err = auth_from_lookup(env(pairs)).err().unwrap();
+                assert!(matches!(err, AuthEnvError::Unsupported { .. }), "{err}");
+                continue;
+            }
             let auth = auth_from_lookup(env(pairs)).unwrap();
             assert_eq!(auth.method(), *want, "{pairs:?}");
         }
@@ -282,7 +303,11 @@ mod tests {
         .err()
         .unwrap();
         let text = chain(&err);
-        assert!(text.contains("VAULT_TOKEN_S3_KEY"), "{text}");
+        if cfg!(feature = "s3") {
+            assert!(text.contains("VAULT_TOKEN_S3_KEY"), "{text}");
+        } else {
+            assert!(text.contains("not in this build"), "{text}");
+        }
     }
 
     #[test]
