@@ -3,7 +3,6 @@
 //! [`DirectoryCredentialStore`].
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -262,32 +261,10 @@ fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
 #[async_trait]
 impl CredentialStore for DirectoryCredentialStore {
     async fn put(&self, role: &str, credentials: &Credentials) -> Result<()> {
-        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let path = self.path(role)?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| io_error(&self.dir, "create the directory", e))?;
-        let tmp = self
-            .dir
-            .join(format!(".{role}.json.{}.tmp", std::process::id()));
         let body = credentials.to_json();
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_error(&path, "write the credentials", e)
-        })
+        vault_client::write_private_file(&path, &body)
+            .map_err(|e| io_error(&path, "write the credentials", e))
     }
 
     async fn get(&self, role: &str) -> Result<Option<Credentials>> {

@@ -10,9 +10,9 @@ use secrecy::{ExposeSecret, SecretString};
 use vault_client::{AuthInfo, ConfigError, VaultAuth, VaultClient};
 
 use crate::error::AwsAuthError;
-use crate::files::write_private_file;
 use crate::hints::login_refused;
 use crate::iam::DEFAULT_MOUNT;
+use vault_client::write_private_file;
 
 /// The instance metadata endpoint of EC2 (and of ECS on EC2).
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";

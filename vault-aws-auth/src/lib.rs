@@ -38,18 +38,17 @@
 mod credentials;
 mod ec2;
 mod error;
-mod files;
 mod hints;
 mod iam;
 
 pub use ec2::{DEFAULT_IMDS_ENDPOINT, Ec2Auth, Ec2AuthBuilder, IMDS_TOKEN_PATH, PKCS7_PATH};
 pub use error::AwsAuthError;
-pub use files::write_private_file;
 pub use iam::{
     ASSUME_ROLE_SESSION_NAME, AwsIamAuth, AwsIamAuthBuilder, DEFAULT_MOUNT, FORM_CONTENT_TYPE,
     GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT, IAM_SERVER_ID_HEADER, IamLoginPayload,
     regional_sts_endpoint, sts_host_region,
 };
+pub use vault_client::write_private_file;
 
 /// Re-exported so callers can inject credentials without naming the crate.
 pub use aws_credential_types::{Credentials, provider::SharedCredentialsProvider};

@@ -43,6 +43,7 @@ mod auth;
 mod client;
 mod config;
 mod error;
+mod files;
 mod kv2;
 mod sys;
 mod token;
@@ -60,6 +61,7 @@ pub use config::{
     parse_duration,
 };
 pub use error::{Error, Result, TransportKind};
+pub use files::write_private_file;
 pub use kv2::{DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState};
 pub use sys::{AclPolicy, Health, LeaseRenewal, WrapLookup};
 pub use token::{TokenInfo, TokenRequest};

@@ -4,8 +4,7 @@
 //! again (the file rewritten) before their max TTL; secrets without a lease
 //! are re-read on an optional interval.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -215,7 +214,7 @@ impl SecretFiles {
     async fn refresh(&self, spec: &SecretFileSpec) -> Result<SecretFileState, FileError> {
         let started = Instant::now();
         let body = self.read(spec).await?;
-        write_atomically(&spec.file, &body).map_err(|source| FileError::Write {
+        vault_client::write_private_file(&spec.file, &body).map_err(|source| FileError::Write {
             file: spec.file.clone(),
             source,
         })?;
@@ -290,60 +289,9 @@ fn lease_of(body: &[u8], started: Instant) -> Option<Lease> {
     })
 }
 
-/// Writes `data` to `file` through a temporary file in the same directory
-/// (mode 0600, fsynced) renamed over it; creates the directory (0700).
-pub fn write_atomically(file: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let name = file
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "secret".into());
-    let tmp = dir.join(format!(
-        ".{name}.{}.{}.tmp",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, file)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn files_are_written_atomically_with_mode_0600() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sub/secret.json");
-        write_atomically(&file, b"{\"a\":1}").unwrap();
-        write_atomically(&file, b"{\"a\":2}").unwrap();
-        assert_eq!(std::fs::read(&file).unwrap(), b"{\"a\":2}");
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();
-        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
-    }
 
     #[tokio::test]
     async fn leases_are_parsed_from_the_envelope() {

@@ -46,7 +46,7 @@ pub use config::{
     FilesConfig, GuardConfig, Listen, METRICS_PATH, ProxyConfig, RunMode, SECRET_DIR,
     SecretFileSpec, Settings, TokenConfig, client_config_from_lookup,
 };
-pub use files::{FileError, SecretFileState, SecretFiles, write_atomically};
+pub use files::{FileError, SecretFileState, SecretFiles};
 pub use metrics::{Event, Metrics};
 pub use proxy::{Listener, Proxy, ProxyBody};
 pub use token::{Token, TokenError, TokenManager};
