@@ -33,7 +33,9 @@
 //! do: a Vault refusal carries Vault's words and a hint (for example "the
 //! mount requires X-Vault-AWS-IAM-Server-ID: set VAULT_IAM_SERVER_ID").
 //!
-//! This crate has no cargo features.
+//! | feature | enables |
+//! |---|---|
+//! | `sso` (default) | AWS IAM Identity Center (SSO) profiles in the default credential chain (aws-sdk-sso, aws-sdk-ssooidc); the Lambda extension leaves it out to stay small |
 
 mod credentials;
 mod ec2;

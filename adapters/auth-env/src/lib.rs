@@ -30,6 +30,7 @@
 //! | feature | enables |
 //! |---|---|
 //! | `s3` (default) | `s3-token`, and AppRole credentials delivered through S3 (aws-sdk-s3); the Lambda extension leaves it out to stay small |
+//! | `sso` (default) | AWS IAM Identity Center (SSO) profiles in the IAM login's credential chain (aws-sdk-sso); the Lambda extension leaves it out |
 
 use std::fmt;
 use std::str::FromStr;
