@@ -107,52 +107,19 @@ fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
-async fn root_request(bao: &OpenBao, method: &str, path: &str, body: Value) -> Value {
-    let resp = http()
-        .request(method.parse().unwrap(), format!("{}/v1/{path}", bao.addr()))
-        .header("X-Vault-Token", bao.root_token())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "{method} {path}: {}",
-        resp.status()
-    );
-    resp.json().await.unwrap_or(Value::Null)
-}
-
 /// KV secret, policy and AppRole; returns (role_id, secret_id).
 async fn setup(bao: &OpenBao) -> (String, String) {
-    root_request(
-        bao,
+    bao.root_request(
         "POST",
         "secret/data/bench",
         json!({"data": {"password": "bench-value", "user": "app"}}),
     )
     .await;
-    root_request(
-        bao,
-        "PUT",
-        "sys/policies/acl/bench",
-        json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"}),
+    bao.approle_with_policy(
+        "bench",
+        r#"path "secret/data/*" { capabilities = ["read"] }"#,
     )
-    .await;
-    root_request(bao, "POST", "sys/auth/approle", json!({"type": "approle"})).await;
-    root_request(
-        bao,
-        "POST",
-        "auth/approle/role/bench",
-        json!({"token_policies": ["bench"], "token_ttl": "1h"}),
-    )
-    .await;
-    let role = root_request(bao, "GET", "auth/approle/role/bench/role-id", Value::Null).await;
-    let secret = root_request(bao, "POST", "auth/approle/role/bench/secret-id", json!({})).await;
-    (
-        role["data"]["role_id"].as_str().unwrap().to_owned(),
-        secret["data"]["secret_id"].as_str().unwrap().to_owned(),
-    )
+    .await
 }
 
 /// Our proxy on its own thread with a current-thread runtime, as in the

@@ -141,4 +141,77 @@ impl OpenBao {
         }
         run_ok(&format!("bao {}", args.join(" ")), &mut cmd).await
     }
+
+    /// Sends `method /v1/<path>` with the root token and a JSON body (`Null`
+    /// sends none); panics showing Vault's answer unless it is a 2xx. Returns
+    /// the JSON reply, or `Null` for an empty one.
+    pub async fn root_request(
+        &self,
+        method: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> serde_json::Value {
+        let method: reqwest::Method = method.parse().expect("an HTTP method");
+        let mut req = http_client()
+            .request(method.clone(), format!("{}/v1/{path}", self.addr()))
+            .header("X-Vault-Token", ROOT_TOKEN);
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request to OpenBao");
+        let status = resp.status();
+        let text = resp.text().await.expect("OpenBao reply body");
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
+    /// with `policy_hcl` and the AppRole `name` bound to it (1 h tokens), and
+    /// returns a fresh `(role_id, secret_id)`.
+    pub async fn approle_with_policy(&self, name: &str, policy_hcl: &str) -> (String, String) {
+        let mounts = self
+            .root_request("GET", "sys/auth", serde_json::Value::Null)
+            .await;
+        if mounts.get("approle/").is_none() && mounts["data"].get("approle/").is_none() {
+            self.root_request(
+                "POST",
+                "sys/auth/approle",
+                serde_json::json!({"type": "approle"}),
+            )
+            .await;
+        }
+        self.root_request(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            serde_json::json!({ "policy": policy_hcl }),
+        )
+        .await;
+        self.root_request(
+            "POST",
+            &format!("auth/approle/role/{name}"),
+            serde_json::json!({"token_policies": [name], "token_ttl": "1h"}),
+        )
+        .await;
+        let role = self
+            .root_request(
+                "GET",
+                &format!("auth/approle/role/{name}/role-id"),
+                serde_json::Value::Null,
+            )
+            .await;
+        let secret = self
+            .root_request(
+                "POST",
+                &format!("auth/approle/role/{name}/secret-id"),
+                serde_json::json!({}),
+            )
+            .await;
+        let field = |v: &serde_json::Value, k: &str| {
+            v["data"][k]
+                .as_str()
+                .unwrap_or_else(|| panic!("no data.{k} in {v}"))
+                .to_owned()
+        };
+        (field(&role, "role_id"), field(&secret, "secret_id"))
+    }
 }

@@ -34,51 +34,16 @@ fn function_binary() -> PathBuf {
     bin
 }
 
-async fn root_request(bao: &OpenBao, method: &str, path: &str, body: Value) -> Value {
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let resp = http
-        .request(method.parse().unwrap(), format!("{}/v1/{path}", bao.addr()))
-        .header("X-Vault-Token", bao.root_token())
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap();
-    assert!(status.is_success(), "{method} {path}: {status} {text}");
-    serde_json::from_str(&text).unwrap_or(Value::Null)
-}
-
 /// KV `secret/app`, policy `app`, AppRole `app`; returns (role_id, secret_id).
 async fn setup(bao: &OpenBao) -> (String, String) {
-    root_request(
-        bao,
+    bao.root_request(
         "POST",
         "secret/data/app",
         json!({"data": {"password": KV_VALUE}}),
     )
     .await;
-    root_request(
-        bao,
-        "PUT",
-        "sys/policies/acl/app",
-        json!({"policy": "path \"secret/data/*\" { capabilities = [\"read\"] }"}),
-    )
-    .await;
-    root_request(bao, "POST", "sys/auth/approle", json!({"type": "approle"})).await;
-    root_request(
-        bao,
-        "POST",
-        "auth/approle/role/app",
-        json!({"token_policies": ["app"], "token_ttl": "1h"}),
-    )
-    .await;
-    let role = root_request(bao, "GET", "auth/approle/role/app/role-id", Value::Null).await;
-    let secret = root_request(bao, "POST", "auth/approle/role/app/secret-id", json!({})).await;
-    (
-        role["data"]["role_id"].as_str().unwrap().to_owned(),
-        secret["data"]["secret_id"].as_str().unwrap().to_owned(),
-    )
+    bao.approle_with_policy("app", r#"path "secret/data/*" { capabilities = ["read"] }"#)
+        .await
 }
 
 fn config(env: Vec<(&str, String)>) -> RieConfig {
