@@ -1,8 +1,8 @@
 //! Test-only crate that keeps the user guide honest.
 //!
-//! - The Rust examples of `docs/crates.md` and `README.md` are compiled (and
-//!   the ones that need no network are run) as doc tests of this crate:
-//!   `cargo test -p vault-aws-docs-check --doc`.
+//! - The Rust examples of `README.md` and of the `docs/*.md` guides are
+//!   compiled (and the ones that need no network are run) as doc tests of
+//!   this crate: `cargo test -p vault-aws-docs-check --doc`.
 //! - `tests/configuration.rs` fails when a variable or flag that the code
 //!   reads is missing from `docs/configuration.md`.
 
@@ -15,3 +15,33 @@ pub struct CratesGuide;
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct Readme;
+
+/// `docs/aws-auth.md`; its examples are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../aws-auth.md")]
+pub struct AwsAuthGuide;
+
+/// `docs/approle.md`; its examples are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../approle.md")]
+pub struct AppRoleGuide;
+
+/// `docs/proxy.md`; its examples are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../proxy.md")]
+pub struct ProxyGuide;
+
+/// `docs/replicate.md`; its examples are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../replicate.md")]
+pub struct ReplicateGuide;
+
+/// `docs/security.md`, `docs/migration-from-vault-lambda-extension.md`
+/// and `docs/configuration.md` hold no Rust, but an unlabelled code block
+/// would be compiled here, so they are included too.
+#[cfg(doctest)]
+#[doc = include_str!("../../security.md")]
+#[doc = include_str!("../../migration-from-vault-lambda-extension.md")]
+#[doc = include_str!("../../configuration.md")]
+#[doc = include_str!("../../benchmarks.md")]
+pub struct OtherGuides;
