@@ -8,7 +8,9 @@
 //!   `METHOD_VARIABLE`); a literal ending in `_` is a prefix
 //!   (`VAULT_ENV_<NAME>`); `EnvFilter::try_from_default_env` reads `RUST_LOG`;
 //! - flags: every clap `#[arg(long ...)]` field (`--field-name` or the
-//!   `long = "..."` given).
+//!   `long = "..."` given);
+//! - CLI subcommands: every variant of a `#[derive(Subcommand)]` enum must
+//!   appear in a `vault-aws ...` usage line.
 //!
 //! Variables of the API Gateway authorizer may be documented on its own page
 //! (docs/authorizer.md), which docs/configuration.md links to.
@@ -170,6 +172,53 @@ fn flags(files: &[PathBuf]) -> Vec<(String, String)> {
     found
 }
 
+/// (subcommand, file) for every variant of a clap `#[derive(Subcommand)]`
+/// enum (variants sit at one indentation level inside the enum).
+fn subcommands(files: &[PathBuf]) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(file).unwrap();
+        let code = without_tests(&text);
+        let shown = file
+            .strip_prefix(root())
+            .unwrap_or(file)
+            .display()
+            .to_string();
+        let mut lines = code.lines();
+        while let Some(line) = lines.next() {
+            if !(line.starts_with("#[derive(") && line.contains("Subcommand")) {
+                continue;
+            }
+            for line in lines.by_ref() {
+                if line.starts_with('}') {
+                    break;
+                }
+                // A variant: four spaces, then an upper-case identifier.
+                let Some(rest) = line.strip_prefix("    ") else {
+                    continue;
+                };
+                if !rest.starts_with(|c: char| c.is_ascii_uppercase()) {
+                    continue;
+                }
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                // clap's kebab case: `Ec2` -> `ec2`, `DryRun` -> `dry-run`.
+                let mut kebab = String::new();
+                for (i, c) in name.chars().enumerate() {
+                    if c.is_ascii_uppercase() && i > 0 {
+                        kebab.push('-');
+                    }
+                    kebab.push(c.to_ascii_lowercase());
+                }
+                found.push((kebab, shown.clone()));
+            }
+        }
+    }
+    found
+}
+
 fn documentation() -> String {
     let docs = root().join("docs");
     let mut text = fs::read_to_string(docs.join("configuration.md"))
@@ -273,4 +322,46 @@ fn the_scanner_skips_unit_tests_and_reads_prefixes() {
     assert!(!documented(doc, "VAULT_SECRET_ID"));
     assert!(documented(doc, "--token-file"));
     assert!(!documented(doc, "--token"));
+}
+
+#[test]
+fn every_cli_subcommand_is_documented() {
+    let found = subcommands(&sources());
+    let names: BTreeSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
+    for known in [
+        "vault",
+        "health",
+        "login",
+        "aws",
+        "ec2",
+        "proxy",
+        "replicate",
+    ] {
+        assert!(
+            names.contains(known),
+            "the scan did not find the subcommand {known}; found {names:?}"
+        );
+    }
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).unwrap();
+    // A usage line `vault-aws ... <name> ...` names it.
+    let usage: Vec<&str> = doc
+        .lines()
+        .filter(|l| l.trim_start().starts_with("vault-aws "))
+        .collect();
+    let mut missing: Vec<String> = found
+        .iter()
+        .filter(|(name, _)| {
+            !usage
+                .iter()
+                .any(|l| l.split_whitespace().any(|w| w == name.as_str()))
+        })
+        .map(|(name, file)| format!("{name} (declared in {file})"))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md has no `vault-aws ...` usage line for these subcommands:\n  {}",
+        missing.join("\n  ")
+    );
 }
