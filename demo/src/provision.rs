@@ -10,7 +10,7 @@ use testkit::{Rie, RieConfig};
 
 use crate::env::{Bins, World};
 use crate::listeners::Capture;
-use crate::report::{check, fact, mask, mask_json, tail};
+use crate::report::{block, check, excerpt, fact, mask, mask_json, tail};
 
 /// Bucket of the delivered credentials.
 pub const BUCKET: &str = "shop-vault-credentials";
@@ -172,6 +172,8 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<Provisioned> {
     )?;
 
     let logs = rie.shutdown().await;
+    fact("Lambda log (excerpt):");
+    block("| ", &excerpt(&logs, &["credentials delivered"]));
     check(
         logs.contains("credentials delivered") && !logs.contains(&secret_id),
         "the Lambda logged the delivery, never the secret_id",

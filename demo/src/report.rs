@@ -106,6 +106,19 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The first line of `logs` containing each of `needles`, in log order.
+pub fn excerpt(logs: &str, needles: &[&str]) -> String {
+    let mut wanted: Vec<&str> = needles.to_vec();
+    let mut out = Vec::new();
+    for line in logs.lines() {
+        if let Some(i) = wanted.iter().position(|n| line.contains(n)) {
+            wanted.remove(i);
+            out.push(line.trim());
+        }
+    }
+    out.join("\n")
+}
+
 /// Removes ANSI colour sequences (ESC [ ... letter).
 pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -143,5 +156,6 @@ mod tests {
         );
         assert_eq!(strip_ansi("\u{1b}[2mINFO\u{1b}[0m x"), "INFO x");
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
+        assert_eq!(excerpt("x1\ny\nx2\nz", &["z", "x"]), "x1\nz");
     }
 }

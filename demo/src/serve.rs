@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use testkit::{Rie, RieConfig};
 
 use crate::env::{Bins, World, metric, random_secret};
-use crate::report::{check, fact, mask, secs, tail};
+use crate::report::{block, check, excerpt, fact, mask, secs, tail};
 
 /// Runs step 3.
 pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<()> {
@@ -79,10 +79,11 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<()> {
             .unwrap_or_default()
             .to_owned();
         fact(format!(
-            "invoke {n} {{\"path\": \"secret/data/shop/dev/app\"}} → proxy status {}, api-key {} ({}; cache hits {hits}, misses {misses})",
+            "invoke {n} {{\"path\": \"secret/data/shop/dev/app\"}} → proxy status {}, api-key {} ({}{}; cache hits {hits}, misses {misses})",
             body["status"],
             mask(&api_key),
-            secs(took)
+            secs(took),
+            if n == 1 { ", incl. cold start" } else { "" }
         ));
         check(
             status == 200 && body["status"] == 200 && api_key == world.api_key,
@@ -176,6 +177,21 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<()> {
     )?;
 
     let logs = rie.shutdown().await;
+    fact("extension log (excerpt):");
+    block(
+        "| ",
+        &excerpt(
+            &logs,
+            &[
+                "vault-aws-extension registered",
+                "logged in to vault",
+                "wrote a secret file",
+                "renewed a secret's lease",
+                "shutting down",
+                "revoked the vault token",
+            ],
+        ),
+    );
     check(
         logs.contains("renewed a secret's lease") && logs.contains("revoked the vault token"),
         "logs show the renewal; on SHUTDOWN the extension revoked its token",
