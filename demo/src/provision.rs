@@ -92,12 +92,12 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<Provisioned> {
     let answer: Value =
         serde_json::from_slice(&put.body).context("the response body is not JSON")?;
     fact(format!(
-        "response {} {} (Content-Type: {:?}, {} bytes):\n{}",
+        "response {} {} (Content-Type: {:?}, {} bytes), secrets masked:\n{}",
         put.method,
         put.uri,
         put.content_type.as_deref().unwrap_or(""),
         put.body.len(),
-        serde_json::to_string(&mask_json(&answer))?
+        serde_json::to_string_pretty(&mask_json(&answer))?
     ));
     let location = format!("s3://{BUCKET}/vault/approle/{IAM_ROLE}");
     check(
@@ -151,8 +151,8 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<Provisioned> {
         .into_bytes();
     let delivered: Value = serde_json::from_slice(&bytes).context("the S3 object is not JSON")?;
     fact(format!(
-        "S3 object {location} (server-side encryption {sse}):\n{}",
-        serde_json::to_string(&mask_json(&delivered))?
+        "S3 object {location} (server-side encryption {sse}), secrets masked:\n{}",
+        serde_json::to_string_pretty(&mask_json(&delivered))?
     ));
     let secret_id = delivered["secret_id"]
         .as_str()
