@@ -235,3 +235,18 @@ pub fn metric(text: &str, name: &str) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_counter_from_prometheus_text() {
+        let text = "# HELP vault_proxy_cache_hits_total Hits.\n# TYPE vault_proxy_cache_hits_total counter\n\
+                    vault_proxy_cache_hits_total 3\nvault_proxy_cache_misses_total 1\n";
+        assert_eq!(metric(text, "vault_proxy_cache_hits_total"), 3);
+        assert_eq!(metric(text, "vault_proxy_cache_misses_total"), 1);
+        assert_eq!(metric(text, "vault_proxy_lease_renewals_total"), 0);
+        assert!(random_secret("db-").starts_with("db-") && random_secret("x").len() == 21);
+    }
+}
