@@ -114,6 +114,27 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<()> {
         "a caller without X-Vault-Request or the function's session token gets 412 (SSRF guard)",
         || format!("status {anonymous}"),
     )?;
+    let direct = http
+        .get(format!("http://{listen}/v1/secret/data/shop/dev/app"))
+        .header("X-Vault-Request", "true")
+        .send()
+        .await?;
+    let header = |name: &str| {
+        direct
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let (status, x_cache, age) = (direct.status(), header("x-cache"), header("age"));
+    check(
+        status == 200 && x_cache == "HIT",
+        format!(
+            "the same GET with X-Vault-Request: true → {status}, X-Cache: {x_cache}, Age: {age}"
+        ),
+        || format!("status {status}, X-Cache {x_cache}"),
+    )?;
 
     // The database credential: written before the function started, then renewed.
     let text = std::fs::read_to_string(&db_file)
