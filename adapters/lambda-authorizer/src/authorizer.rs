@@ -231,6 +231,7 @@ impl Authorizer {
         match tokens.find(credential.token()) {
             Some(client) => Decision::Allow {
                 client: client.to_owned(),
+                via: credential.source,
             },
             None => Decision::Deny(DenyReason::UnknownToken),
         }
@@ -250,9 +251,10 @@ impl Authorizer {
         let request_id = event.request_id.as_deref().unwrap_or("-");
         let source_ip = event.source_ip.as_deref().unwrap_or("-");
         match &decision {
-            Decision::Allow { client } => tracing::info!(
+            Decision::Allow { client, via } => tracing::info!(
                 decision = "allow",
                 client = %client,
+                via = %via.as_str(),
                 api,
                 request_id,
                 source_ip,

@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn errors_name_the_variable_and_never_the_token() {
-        let cases: [(&[(&str, &str)], &str, &str); 6] = [
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let cases: [(Vars<'_>, &str, &str); 6] = [
             (&[], "AUTHORIZER_TOKENS", "no valid token"),
             (
                 &[("AUTHORIZER_TOKENS", " , ")],

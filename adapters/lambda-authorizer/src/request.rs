@@ -377,6 +377,8 @@ pub enum Decision {
     Allow {
         /// Non-secret client label.
         client: String,
+        /// Where the token was found.
+        via: CredentialSource,
     },
     /// Denied, and why.
     Deny(DenyReason),
@@ -390,7 +392,7 @@ pub const DENIED_PRINCIPAL: &str = "anonymous";
 /// allow and `reason` on deny, never a token.
 pub fn response(kind: &EventKind, decision: &Decision, resource: PolicyResource) -> Value {
     let (allowed, principal, context) = match decision {
-        Decision::Allow { client } => (true, client.as_str(), json!({ "client": client })),
+        Decision::Allow { client, .. } => (true, client.as_str(), json!({ "client": client })),
         Decision::Deny(reason) => (
             false,
             DENIED_PRINCIPAL,
