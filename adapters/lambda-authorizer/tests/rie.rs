@@ -122,6 +122,8 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
                 ("AUTHORIZER_TOKENS", ENV),
                 ("AUTHORIZER_TOKENS_SECRET_ID", SECRET),
                 ("AUTHORIZER_TOKENS_REFRESH_SECONDS", "1"),
+                // Even at TRACE (AWS SDK, hyper, lambda_runtime) no token is logged.
+                ("AUTHORIZER_LOG_LEVEL", "trace"),
             ],
         ),
         ..RieConfig::default()
