@@ -34,16 +34,25 @@ fn token(i: usize) -> String {
     format!("tok{i:03}-{}", "k7Qm4hR2xZp9Lw3Vn8Bc5Df1Gj6Ht0Ys".repeat(2))
 }
 
-fn per_call(mut f: impl FnMut()) -> Latencies {
-    let mut l = Latencies::new();
+/// Per-call latency of each closure; the samples are taken round-robin
+/// (one batch of each in turn) so load drift on a shared machine affects
+/// every scenario alike.
+fn per_call(fs: &mut [Box<dyn FnMut() + '_>]) -> Vec<Latencies> {
+    let mut out: Vec<Latencies> = fs.iter().map(|_| Latencies::new()).collect();
     for _ in 0..SAMPLES {
-        let t = Instant::now();
-        for _ in 0..BATCH {
-            f();
+        for (f, l) in fs.iter_mut().zip(out.iter_mut()) {
+            let t = Instant::now();
+            for _ in 0..BATCH {
+                f();
+            }
+            l.push(t.elapsed() / BATCH);
         }
-        l.push(t.elapsed() / BATCH);
     }
-    l
+    out
+}
+
+fn ns(d: Duration) -> String {
+    format!("{} ns", d.as_nanos())
 }
 
 fn lookup_table() -> String {
@@ -60,26 +69,47 @@ fn lookup_table() -> String {
         ("match: 32nd of 64", token(31)),
         ("match: last of 64", token(SET - 1)),
         ("no match: all but the last byte right", near_miss),
-        ("no match: unrelated", "zzzz-unrelated-token-value-0000000000000000".to_owned()),
+        (
+            "no match: unrelated",
+            "zzzz-unrelated-token-value-0000000000000000".to_owned(),
+        ),
     ];
-    let mut table = Table::new(["presented token", "ours p50", "ours p99", "naive == p50", "naive == p99"]);
-    for (name, presented) in scenarios {
-        let mut ours = per_call(|| {
-            black_box(set.find(black_box(&presented)));
-        });
-        let mut naive = per_call(|| {
+    let mut table = Table::new([
+        "presented token",
+        "ours p50",
+        "ours p99",
+        "naive == p50",
+        "naive == p99",
+    ]);
+    let mut fs: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+    for (_, presented) in &scenarios {
+        let set = &set;
+        fs.push(Box::new(move || {
+            black_box(set.find(black_box(presented)));
+        }));
+    }
+    for (_, presented) in &scenarios {
+        let tokens = &tokens;
+        fs.push(Box::new(move || {
             black_box(
                 tokens
                     .iter()
                     .position(|t| t.as_bytes() == black_box(presented.as_bytes())),
             );
-        });
+        }));
+    }
+    let mut results = per_call(&mut fs);
+    drop(fs);
+    let n = scenarios.len();
+    for (i, (name, _)) in scenarios.iter().enumerate() {
+        let ours = (results[i].quantile(0.5), results[i].quantile(0.99));
+        let naive = (results[n + i].quantile(0.5), results[n + i].quantile(0.99));
         table.row([
-            name.to_owned(),
-            fmt_duration(ours.quantile(0.5)),
-            fmt_duration(ours.quantile(0.99)),
-            fmt_duration(naive.quantile(0.5)),
-            fmt_duration(naive.quantile(0.99)),
+            (*name).to_owned(),
+            ns(ours.0),
+            ns(ours.1),
+            ns(naive.0),
+            ns(naive.1),
         ]);
     }
     table.render()
@@ -190,7 +220,11 @@ fn rie_table(rt: &tokio::runtime::Runtime, ours: &Path) -> String {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-            env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+            env.extend(
+                extra
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+            );
             env
         };
         let joined = tokens.join(",");
