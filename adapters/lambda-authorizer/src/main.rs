@@ -1,0 +1,65 @@
+//! `lambda-authorizer`: the API Gateway Lambda authorizer of
+//! `vault-aws-lambda-authorizer` under `lambda_runtime`.
+//!
+//! Configuration: `AUTHORIZER_*` (see `docs/authorizer.md`), the AWS SDK's
+//! usual variables for the Secrets Manager client, and
+//! `AUTHORIZER_LOG_LEVEL` (default `info`). The token set is read once in
+//! the init phase; a configuration error is logged and every invocation then
+//! fails naming the variable (API Gateway answers 500: never an allow).
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use vault_aws_lambda_authorizer::{Authorizer, AuthorizerConfig};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let level = std::env::var("AUTHORIZER_LOG_LEVEL").unwrap_or_else(|_| "info".into());
+    // lambda_runtime logs every raw event (with its Authorization header and
+    // cookies) at TRACE under this target: never enable it, whatever the level.
+    let never_raw_events = "lambda_runtime::layers::api_response=debug";
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(format!("{level},{never_raw_events}"))
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new(format!("info,{never_raw_events}"))
+                }),
+        )
+        .with_ansi(false)
+        .without_time()
+        .init();
+    let app: Arc<Result<Authorizer, String>> = Arc::new(
+        match AuthorizerConfig::from_lookup(|k| std::env::var(k).ok()) {
+            Ok(config) => {
+                let authorizer = Authorizer::from_config(config).await;
+                tracing::info!(config = ?authorizer, "lambda-authorizer starting");
+                // Cold start: read the secret now (a failure is logged and
+                // every request is denied until a read succeeds).
+                authorizer.refresh_if_due().await;
+                Ok(authorizer)
+            }
+            Err(e) => {
+                let message = format!("lambda-authorizer is misconfigured: {e}");
+                tracing::error!("{message}");
+                Err(message)
+            }
+        },
+    );
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move {
+            match app.as_ref() {
+                Ok(authorizer) => authorizer.authorize(&event.payload).await.map_err(|e| {
+                    tracing::error!(request_id = %event.context.request_id, error = %e, "cannot decide");
+                    Error::from(e.to_string())
+                }),
+                Err(message) => {
+                    tracing::error!(request_id = %event.context.request_id, "{message}");
+                    Err(Error::from(message.clone()))
+                }
+            }
+        }
+    }))
+    .await
+}
