@@ -244,22 +244,12 @@ fn documented(doc: &str, name: &str) -> bool {
     })
 }
 
-#[test]
-fn every_variable_the_code_reads_is_documented() {
-    let files = sources();
-    let found = variables(&files);
+/// Fails unless the scan found every name in `known` (so the scan itself
+/// works) and `docs/configuration.md` (or `authorizer.md`) mentions every
+/// name it found; `what` names the kind ("environment variables", "flags").
+fn assert_scanned_and_documented(found: &[(String, String)], known: &[&str], what: &str) {
     let names: BTreeSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
-    // The scan itself must work: these are read in known places.
-    for known in [
-        "VAULT_ADDR",
-        "VAULT_AUTH_ROLE",
-        "VAULT_RUN_MODE",
-        "REPLICATE_SOURCES",
-        "VAULT_EXEC_IAM_ROLE",
-        "VAULT_APPROLE_DEADLINE_MARGIN",
-        "VAULT_ENV_",
-        "RUST_LOG",
-    ] {
+    for known in known {
         assert!(
             names.contains(known),
             "the scan did not find {known}; found {names:?}"
@@ -269,46 +259,48 @@ fn every_variable_the_code_reads_is_documented() {
     let mut missing: Vec<String> = found
         .iter()
         .filter(|(name, _)| !documented(&doc, name))
-        .map(|(name, file)| format!("{name} (read in {file})"))
+        .map(|(name, file)| format!("{name} (in {file})"))
         .collect();
     missing.sort();
     missing.dedup();
     assert!(
         missing.is_empty(),
-        "docs/configuration.md does not mention these environment variables:\n  {}",
+        "docs/configuration.md does not mention these {what}:\n  {}",
         missing.join("\n  ")
     );
 }
 
 #[test]
+fn every_variable_the_code_reads_is_documented() {
+    // The scan itself must work: these are read in known places.
+    assert_scanned_and_documented(
+        &variables(&sources()),
+        &[
+            "VAULT_ADDR",
+            "VAULT_AUTH_ROLE",
+            "VAULT_RUN_MODE",
+            "REPLICATE_SOURCES",
+            "VAULT_EXEC_IAM_ROLE",
+            "VAULT_APPROLE_DEADLINE_MARGIN",
+            "VAULT_ENV_",
+            "RUST_LOG",
+        ],
+        "environment variables",
+    );
+}
+
+#[test]
 fn every_command_line_flag_is_documented() {
-    let files = sources();
-    let found = flags(&files);
-    let names: BTreeSet<&str> = found.iter().map(|(n, _)| n.as_str()).collect();
-    for known in [
-        "--address",
-        "--iam-role",
-        "--secrets-path",
-        "--no-require-request-header",
-        "--token-file",
-    ] {
-        assert!(
-            names.contains(known),
-            "the scan did not find {known}; found {names:?}"
-        );
-    }
-    let doc = documentation();
-    let mut missing: Vec<String> = found
-        .iter()
-        .filter(|(flag, _)| !documented(&doc, flag))
-        .map(|(flag, file)| format!("{flag} (declared in {file})"))
-        .collect();
-    missing.sort();
-    missing.dedup();
-    assert!(
-        missing.is_empty(),
-        "docs/configuration.md does not mention these flags:\n  {}",
-        missing.join("\n  ")
+    assert_scanned_and_documented(
+        &flags(&sources()),
+        &[
+            "--address",
+            "--iam-role",
+            "--secrets-path",
+            "--no-require-request-header",
+            "--token-file",
+        ],
+        "flags",
     );
 }
 
