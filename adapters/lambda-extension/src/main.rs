@@ -43,20 +43,32 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Starts the log subscriber at `VAULT_LOG_LEVEL` (already lower-cased):
+/// `trace`, `debug`, `info`, `warn`, `error` or `off`, as in
+/// hashicorp/vault-lambda-extension. Anything else logs at `info` and says so.
 fn init_logging(level: &str) {
-    let level = match level {
-        "trace" => tracing::Level::TRACE,
-        "debug" => tracing::Level::DEBUG,
-        "warn" | "warning" => tracing::Level::WARN,
-        "error" => tracing::Level::ERROR,
-        _ => tracing::Level::INFO,
+    use tracing_subscriber::filter::LevelFilter;
+    let (filter, known) = match level {
+        "trace" => (LevelFilter::TRACE, true),
+        "debug" => (LevelFilter::DEBUG, true),
+        "info" => (LevelFilter::INFO, true),
+        "warn" | "warning" => (LevelFilter::WARN, true),
+        "error" => (LevelFilter::ERROR, true),
+        "off" => (LevelFilter::OFF, true),
+        _ => (LevelFilter::INFO, false),
     };
     tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_max_level(filter)
         .with_ansi(false)
         .without_time()
         .with_target(false)
         .init();
+    if !known {
+        tracing::warn!(
+            value = level,
+            "VAULT_LOG_LEVEL is not one of trace, debug, info, warn, error, off; logging at info"
+        );
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -70,7 +82,24 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(started: Instant) -> Result<(), ()> {
     let settings = Settings::from_lookup(env, true);
-    init_logging(settings.as_ref().map_or("info", |s| s.log_level.as_str()));
+    // When the settings are invalid, VAULT_LOG_LEVEL still applies to the
+    // error reported about them.
+    let level = match &settings {
+        Ok(s) => s.log_level.clone(),
+        Err(_) => env("VAULT_LOG_LEVEL")
+            .map_or_else(|| "info".to_owned(), |v| v.trim().to_ascii_lowercase()),
+    };
+    init_logging(&level);
+    if env("AWS_LAMBDA_RUNTIME_API").is_none_or(|v| v.trim().is_empty()) {
+        // Started by hand, not by Lambda: a usage error for the person at the
+        // terminal, printed whatever VAULT_LOG_LEVEL says.
+        eprintln!(
+            "vault-aws-extension: AWS_LAMBDA_RUNTIME_API is not set, so this is not a Lambda \
+             execution environment. Install the binary as a layer in /opt/extensions/; \
+             to run the same proxy as a sidecar or on a workstation use `vault-aws proxy`."
+        );
+        return Err(());
+    }
     let early = match settings {
         Ok(settings) => before_register(settings).await,
         Err(e) => Err(InitFailure::config(e)),
@@ -228,7 +257,11 @@ async fn before_register(settings: Settings) -> Result<Early, InitFailure> {
 async fn report_init_error(failure: &InitFailure) {
     match Extension::new().with_events(&["SHUTDOWN"]).register().await {
         Ok(registered) => post_init_error(&registered.extension_id, failure).await,
-        Err(e) => tracing::error!(error = %e, "cannot register to report the init error"),
+        Err(e) => {
+            // The init error itself must not be lost with the registration.
+            tracing::error!(error_type = failure.error_type, "{}", failure.message);
+            tracing::error!(error = %e, "cannot register to report the init error");
+        }
     }
 }
 
