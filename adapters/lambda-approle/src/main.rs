@@ -71,6 +71,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_ansi(false)
         .without_time()
         .init();
+    if let Err(e) =
+        vault_aws_lambda_env::require_lambda_environment("bootstrap", |n| std::env::var(n).ok())
+    {
+        // Started by hand: a message for the person at the terminal, not a panic.
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let handler = match build(|name| std::env::var(name).ok()) {
         Ok(h) => h,
         Err(e) => {

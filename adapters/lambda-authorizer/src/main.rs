@@ -29,6 +29,13 @@ async fn main() -> Result<(), Error> {
         .with_ansi(false)
         .without_time()
         .init();
+    if let Err(e) = vault_aws_lambda_env::require_lambda_environment("lambda-authorizer", |n| {
+        std::env::var(n).ok()
+    }) {
+        // Started by hand: a message for the person at the terminal, not a panic.
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let app: Arc<Result<Authorizer, String>> = Arc::new(
         match AuthorizerConfig::from_lookup(|k| std::env::var(k).ok()) {
             Ok(config) => {

@@ -101,6 +101,13 @@ async fn main() -> Result<(), Error> {
         .with_ansi(false)
         .without_time()
         .init();
+    if let Err(e) = vault_aws_lambda_env::require_lambda_environment("lambda-replicate", |n| {
+        std::env::var(n).ok()
+    }) {
+        // Started by hand: a message for the person at the terminal, not a panic.
+        eprintln!("{e}");
+        std::process::exit(1);
+    }
     let lookup = |k: &str| std::env::var(k).ok();
     let app = Arc::new(
         App::from_lookup(lookup)

@@ -1,0 +1,112 @@
+//! Checks that a vault-aws Lambda binary runs inside AWS Lambda (or the
+//! Lambda Runtime Interface Emulator) before it starts `lambda_runtime`.
+//!
+//! `lambda_runtime::run` panics when the variables Lambda sets are missing,
+//! which is what happens when someone starts `bootstrap` by hand. The
+//! binaries call [`require_lambda_environment`] first and exit with a message
+//! that names the missing variables instead.
+//!
+//! ```
+//! let lambda = |name: &str| match name {
+//!     "AWS_LAMBDA_RUNTIME_API" => Some("127.0.0.1:9001".to_owned()),
+//!     "AWS_LAMBDA_FUNCTION_NAME" => Some("replicate".to_owned()),
+//!     "AWS_LAMBDA_FUNCTION_VERSION" => Some("$LATEST".to_owned()),
+//!     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Some("128".to_owned()),
+//!     _ => None,
+//! };
+//! assert!(vault_aws_lambda_env::require_lambda_environment("lambda-replicate", lambda).is_ok());
+//!
+//! let shell = |_: &str| None;
+//! let err = vault_aws_lambda_env::require_lambda_environment("lambda-replicate", shell).unwrap_err();
+//! assert!(err.to_string().contains("AWS_LAMBDA_RUNTIME_API"));
+//! ```
+
+/// The variables Lambda sets that `lambda_runtime` requires.
+pub const REQUIRED: [&str; 4] = [
+    "AWS_LAMBDA_RUNTIME_API",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+];
+
+/// The binary was started outside Lambda: some of [`REQUIRED`] are missing
+/// or unusable.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{binary} is an AWS Lambda function and does not run on its own: {problems} \
+     (Lambda and the Runtime Interface Emulator set these; deploy it as a function, \
+     see docs/deploy.md, or run it under aws-lambda-rie)"
+)]
+#[non_exhaustive]
+pub struct NotInLambda {
+    /// The binary's name, as given by the caller.
+    pub binary: String,
+    /// What is wrong, e.g. `AWS_LAMBDA_RUNTIME_API is not set`.
+    pub problems: String,
+}
+
+/// Fails unless every variable of [`REQUIRED`] is set (and the memory size
+/// is a number), naming each missing one.
+pub fn require_lambda_environment<F>(binary: &str, lookup: F) -> Result<(), NotInLambda>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    let mut problems = Vec::new();
+    for name in REQUIRED {
+        match lookup(name) {
+            None => problems.push(format!("{name} is not set")),
+            Some(v) if v.trim().is_empty() => problems.push(format!("{name} is empty")),
+            Some(v)
+                if name == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+                    && v.trim().parse::<i32>().is_err() =>
+            {
+                problems.push(format!("{name} is {v:?}, expected a number of MB"));
+            }
+            Some(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(NotInLambda {
+            binary: binary.to_owned(),
+            problems: problems.join(", "),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn names_every_missing_or_bad_variable() {
+        let partial = |name: &str| match name {
+            "AWS_LAMBDA_FUNCTION_NAME" => Some("f".to_owned()),
+            "AWS_LAMBDA_FUNCTION_VERSION" => Some(" ".to_owned()),
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => Some("lots".to_owned()),
+            _ => None,
+        };
+        let message = require_lambda_environment("bootstrap", partial)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("bootstrap is an AWS Lambda function"),
+            "{message}"
+        );
+        assert!(
+            message.contains("AWS_LAMBDA_RUNTIME_API is not set"),
+            "{message}"
+        );
+        assert!(
+            message.contains("AWS_LAMBDA_FUNCTION_VERSION is empty"),
+            "{message}"
+        );
+        assert!(
+            message.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE is \"lots\""),
+            "{message}"
+        );
+        assert!(!message.contains("AWS_LAMBDA_FUNCTION_NAME"), "{message}");
+    }
+}
