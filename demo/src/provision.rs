@@ -39,6 +39,8 @@ pub async fn run(world: &World, bins: &Bins) -> anyhow::Result<Provisioned> {
             ("VAULT_TOKEN", world.bao.root_token().to_owned()),
             ("AWS_ENDPOINT_URL_S3", world.moto.endpoint()),
             ("VAULT_APPROLE_S3_BUCKET", BUCKET.to_owned()),
+            // The local listener stands in for CloudFormation's S3 URL.
+            ("VAULT_APPROLE_RESPONSE_URL_HOSTS", "127.0.0.1".to_owned()),
         ]
         .map(|(k, v)| (k.to_owned(), v)),
     );

@@ -21,6 +21,13 @@
 //! `CredentialsLocation`. A Create that fails gets the physical id
 //! `vault-aws-failed-create-<LogicalResourceId>-<RequestId>`, which Delete
 //! recognises and acknowledges without touching Vault.
+//!
+//! `ResponseURL` must be a pre-signed S3 URL of CloudFormation: `https://`
+//! and a host under `amazonaws.com` (or `amazonaws.com.cn`). An event naming
+//! any other URL is not acted on and not answered, so whoever can invoke the
+//! function cannot make it send requests to hosts of their choice. Other
+//! hosts (the Lambda emulator's listener in tests, a private endpoint) are
+//! allowed one by one with [`CfnHandler::allow_response_url_hosts`].
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -447,6 +454,7 @@ pub struct CfnHandler {
     http: reqwest::Client,
     margin: Duration,
     default_delivery: DeliveryMode,
+    extra_response_hosts: Vec<String>,
 }
 
 struct Done {
@@ -490,6 +498,47 @@ impl CfnHandler {
             http,
             margin: DEFAULT_DEADLINE_MARGIN,
             default_delivery: DeliveryMode::Shared,
+            extra_response_hosts: Vec::new(),
+        }
+    }
+
+    /// Hosts allowed in `ResponseURL` besides CloudFormation's
+    /// (`https://…amazonaws.com`), matched exactly (case-insensitive, port
+    /// ignored), over http or https: the listener of a test or of the Lambda
+    /// emulator, or a private CloudFormation-compatible endpoint.
+    pub fn allow_response_url_hosts<I, S>(mut self, hosts: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.extra_response_hosts.extend(
+            hosts
+                .into_iter()
+                .map(|h| h.into().trim().to_ascii_lowercase()),
+        );
+        self
+    }
+
+    /// `Ok` when `url` may be answered: CloudFormation's pre-signed S3 URLs
+    /// or an allowed host. The error names the host, never the signature.
+    fn check_response_url(&self, url: &str) -> std::result::Result<(), String> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| format!("the event's ResponseURL is not a valid URL ({e})"))?;
+        let host = parsed.host_str().unwrap_or_default().to_ascii_lowercase();
+        if self.extra_response_hosts.contains(&host) {
+            return Ok(());
+        }
+        let cloudformation = parsed.scheme() == "https"
+            && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"));
+        if cloudformation {
+            Ok(())
+        } else {
+            Err(format!(
+                "the event's ResponseURL ({}://{host}) is not CloudFormation's \
+                 (https://…amazonaws.com): not acting on it and not answering; \
+                 allow other hosts with VAULT_APPROLE_RESPONSE_URL_HOSTS",
+                parsed.scheme()
+            ))
         }
     }
 
@@ -527,6 +576,13 @@ impl CfnHandler {
                         delivered: Err("the event's ResponseURL is not usable".into()),
                     };
                 };
+                if let Err(e) = self.check_response_url(&request.response_url) {
+                    tracing::error!(error = %e, "refusing the event");
+                    return HandleOutcome {
+                        response: None,
+                        delivered: Err(e),
+                    };
+                }
                 let response = CfnResponse::new(
                     &request,
                     Status::Failed,
@@ -545,7 +601,9 @@ impl CfnHandler {
     /// Handles one event and PUTs the response; `deadline` is the Lambda
     /// invocation's deadline.
     pub async fn handle(&self, event: Value, deadline: Option<SystemTime>) -> HandleOutcome {
-        let request = match CfnRequest::parse(&event) {
+        let request = match CfnRequest::parse(&event)
+            .and_then(|r| self.check_response_url(&r.response_url).map(|()| r))
+        {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot answer the event");
@@ -862,6 +920,39 @@ mod tests {
                 spec_from_properties(props.as_object().unwrap(), DeliveryMode::Shared).unwrap_err();
             assert!(err.to_string().contains(needle), "{err}");
         }
+    }
+
+    #[test]
+    fn only_cloudformation_response_urls_are_answered_unless_a_host_is_allowed() {
+        let handler = CfnHandler::unconfigured("test");
+        for ok in [
+            "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/arn%3A?X-Amz-Signature=s",
+            "https://cloudformation-custom-resource-response-cnnorth1.s3.cn-north-1.amazonaws.com.cn/x",
+            "https://CFN.S3-External-1.AmazonAWS.com/x",
+        ] {
+            assert!(handler.check_response_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",
+            "https://amazonaws.com.evil.example/x",
+            "https://evil-amazonaws.com/x",
+            "https://169.254.169.254/latest/meta-data/",
+            "http://127.0.0.1:8080/r",
+            "not a url",
+        ] {
+            let e = handler.check_response_url(bad).unwrap_err();
+            assert!(!e.contains("X-Amz-Signature"), "{e}");
+        }
+        let e = handler
+            .check_response_url("https://example.com/r?X-Amz-Signature=secret")
+            .unwrap_err();
+        assert!(
+            e.contains("https://example.com") && !e.contains("secret"),
+            "{e}"
+        );
+        let local = CfnHandler::unconfigured("test").allow_response_url_hosts([" 127.0.0.1 "]);
+        assert!(local.check_response_url("http://127.0.0.1:8080/r").is_ok());
+        assert!(local.check_response_url("http://127.0.0.2:8080/r").is_err());
     }
 
     #[test]

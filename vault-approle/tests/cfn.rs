@@ -43,6 +43,8 @@ struct Env {
     store: Arc<S3CredentialStore>,
     cfn: MockServer,
     handler: CfnHandler,
+    /// The same provisioner with the default ResponseURL rule (CloudFormation's hosts only).
+    strict: CfnHandler,
     calls: std::sync::atomic::AtomicUsize,
 }
 
@@ -83,12 +85,12 @@ async fn setup() -> Env {
             .unwrap(),
     );
     let client = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap()).unwrap();
-    let provisioner = Provisioner::new(
+    let provisioner = Arc::new(Provisioner::new(
         client,
         admin,
         store.clone(),
         ProvisionerOptions::default().rotation_grace(Duration::from_millis(200)),
-    );
+    ));
     let cfn = MockServer::start().await;
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200))
@@ -101,7 +103,8 @@ async fn setup() -> Env {
         root,
         store,
         cfn,
-        handler: CfnHandler::new(Arc::new(provisioner)),
+        handler: CfnHandler::new(Arc::clone(&provisioner)).allow_response_url_hosts(["127.0.0.1"]),
+        strict: CfnHandler::new(provisioner),
         calls: Default::default(),
     }
 }
@@ -212,6 +215,30 @@ fn props(iam: &str, extra: Value) -> Value {
 async fn cfn_lifecycle_create_update_replace_delete() {
     let env = setup().await;
     let iam = "arn:aws:iam::123456789012:role/ecs/ShopTask";
+
+    // --- A ResponseURL that is not CloudFormation's: no action, no request --
+    let outcome = env
+        .strict
+        .handle(
+            json!({
+                "RequestType": "Create",
+                "ResponseURL": format!("{}/elsewhere?X-Amz-Signature=abc", env.cfn.uri()),
+                "StackId": "s", "RequestId": "r", "LogicalResourceId": "ShopVaultAuth",
+                "ResourceProperties": props(iam, json!({})),
+            }),
+            Some(SystemTime::now() + Duration::from_secs(60)),
+        )
+        .await;
+    let refused = outcome.delivered.unwrap_err();
+    assert!(refused.contains("not CloudFormation's"), "{refused}");
+    assert!(!refused.contains("Signature"), "{refused}");
+    assert!(outcome.response.is_none());
+    assert!(env.role("shoptask").await.is_none(), "nothing provisioned");
+    assert!(env.object("shoptask").await.is_none(), "nothing delivered");
+    assert!(
+        env.cfn.received_requests().await.unwrap().is_empty(),
+        "nothing sent"
+    );
 
     // --- Create ---------------------------------------------------------
     let body = env
@@ -582,7 +609,9 @@ async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
         Arc::new(vault_approle::DirectoryCredentialStore::new(dir.path())),
         ProvisionerOptions::default(),
     );
-    let handler = CfnHandler::new(Arc::new(provisioner)).deadline_margin(Duration::from_secs(1));
+    let handler = CfnHandler::new(Arc::new(provisioner))
+        .deadline_margin(Duration::from_secs(1))
+        .allow_response_url_hosts(["127.0.0.1"]);
     let url = format!("{}/deadline", cfn.uri());
     let event = json!({
         "RequestType": "Create", "ResponseURL": url, "StackId": "s", "RequestId": "r",
@@ -610,7 +639,8 @@ async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
     );
 
     // Random and truncated events: never a panic; an answer whenever there is a ResponseURL.
-    let fast = CfnHandler::unconfigured("VAULT_ADDR is not set (test)");
+    let fast = CfnHandler::unconfigured("VAULT_ADDR is not set (test)")
+        .allow_response_url_hosts(["127.0.0.1"]);
     let mut rng = fastrand::Rng::with_seed(4);
     let base = json!({
         "RequestType": "Update", "ResponseURL": format!("{}/fuzz", cfn.uri()), "StackId": "s",

@@ -60,6 +60,24 @@ where
     Ok(handler.deadline_margin(margin))
 }
 
+/// `VAULT_APPROLE_RESPONSE_URL_HOSTS`: comma-separated hosts allowed in
+/// `ResponseURL` besides CloudFormation's (the emulator's listener in tests,
+/// a private endpoint). Applies to the unconfigured handler too.
+fn response_url_hosts<F>(lookup: F) -> Vec<String>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    lookup("VAULT_APPROLE_RESPONSE_URL_HOSTS")
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
@@ -86,7 +104,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             CfnHandler::unconfigured(reason)
         }
     };
-    let handler = Arc::new(handler);
+    let handler = Arc::new(
+        handler.allow_response_url_hosts(response_url_hosts(|name| std::env::var(name).ok())),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let handler = Arc::clone(&handler);
         async move {

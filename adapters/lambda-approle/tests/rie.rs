@@ -91,6 +91,8 @@ async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
             ("AWS_ACCESS_KEY_ID", "AKIATEST".into()),
             ("AWS_SECRET_ACCESS_KEY", "secret".into()),
             ("VAULT_APPROLE_ROTATION_GRACE", "0s".into()),
+            // The wiremock listener stands in for CloudFormation's S3 URL.
+            ("VAULT_APPROLE_RESPONSE_URL_HOSTS", "127.0.0.1".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -111,6 +113,32 @@ async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
 
     let props = json!({"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
         "Iam": "arn:aws:iam::123456789012:role/ShopTask"});
+
+    // A ResponseURL on a host that is neither CloudFormation's nor allowed
+    // (the same listener, named `localhost`): nothing is done or sent.
+    let mut elsewhere = event("Create", 0, &cfn, None, props.clone());
+    elsewhere["ResponseURL"] = json!(
+        elsewhere["ResponseURL"]
+            .as_str()
+            .unwrap()
+            .replace("127.0.0.1", "localhost")
+    );
+    let (_, out) = rie.invoke(&elsewhere).await;
+    assert!(
+        out.contains("not CloudFormation's"),
+        "{out}\n{}",
+        rie.logs()
+    );
+    assert!(cfn.received_requests().await.unwrap().is_empty());
+    assert!(
+        s3.head_object()
+            .bucket(BUCKET)
+            .key("vault/approle/shoptask")
+            .send()
+            .await
+            .is_err(),
+        "nothing delivered"
+    );
     let (status, out) = rie
         .invoke(&event("Create", 1, &cfn, None, props.clone()))
         .await;
