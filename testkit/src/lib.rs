@@ -34,6 +34,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod iam_login;
+mod lambda_binary;
 mod moto;
 mod openbao;
 mod ports;
@@ -48,6 +49,7 @@ pub use iam_login::{
     IamLoginServer, IamLoginServerBuilder, ObservedLogin, TempCredentials, assume_role_unsigned,
     canonical_arn, create_assumable_role,
 };
+pub use lambda_binary::assert_refuses_to_run_outside_lambda;
 pub use moto::{AwsUser, Moto};
 pub use openbao::OpenBao;
 pub use ports::free_port;
