@@ -442,8 +442,8 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
         .json(&json!({
             "db_name": "pg",
             "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": "3s",
-            "max_ttl": "8s",
+            "default_ttl": "8s",
+            "max_ttl": "16s",
         }))
         .send()
         .await
@@ -467,7 +467,9 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
                 file: file.clone(),
             }],
             refresh_interval: None,
-            grace: Duration::from_secs(1),
+            // The re-read starts min(grace, lease / 4) = 2 s before the max
+            // TTL: enough slack for a loaded CI machine.
+            grace: Duration::from_secs(2),
         },
     );
     let written = Instant::now();
@@ -480,14 +482,14 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
     );
     let _tasks = files.spawn_maintenance(states, p.cancel.clone());
 
-    // Rewritten with new credentials before the 8 s max TTL.
+    // Rewritten with new credentials before the 16 s max TTL.
     let (user2, pass2) = loop {
         let (u, pw) = creds(&file);
         if u != user1 {
             break (u, pw);
         }
         assert!(
-            written.elapsed() < Duration::from_secs(8),
+            written.elapsed() < Duration::from_secs(16),
             "file not rewritten before the max TTL"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
