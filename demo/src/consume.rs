@@ -13,13 +13,14 @@ use crate::provision::{BUCKET, IAM_ROLE, Provisioned};
 use crate::report::{block, check, fact, mask, strip_ansi};
 
 /// The child: prints its pid, then each variable of interest masked exactly
-/// like [`mask`] (first 4 characters and the length), or `unset`.
+/// like [`mask`] (the length and a SHA-256 prefix, no character of the
+/// value), or `unset`.
 const CHILD: &str = r#"echo "pid $$"
 for n in DB_PASSWORD API_KEY WEBHOOK_SECRET VAULT_ENV_DB_PASSWORD VAULT_TOKEN VAULT_ROLE_ID VAULT_SECRET_ID; do
   if eval "[ -n \"\${$n+x}\" ]"; then
     eval "v=\$$n"
-    if [ ${#v} -lt 12 ]; then printf '%s=… (%d chars)\n' "$n" "${#v}"
-    else printf '%s=%.4s… (%d chars)\n' "$n" "$v" "${#v}"; fi
+    if [ ${#v} -lt 12 ]; then printf '%s=**** (%d chars)\n' "$n" "${#v}"
+    else printf '%s=**** (%d chars, sha256:%.8s)\n' "$n" "${#v}" "$(printf '%s' "$v" | sha256sum)"; fi
   else
     printf '%s unset\n' "$n"
   fi
@@ -93,7 +94,7 @@ pub async fn run(world: &World, bins: &Bins, provisioned: &Provisioned) -> anyho
     ];
     check(
         expected.iter().all(|e| lines.contains(&e.as_str())),
-        "DB_PASSWORD, API_KEY, WEBHOOK_SECRET match the values in OpenBao (prefix and length)",
+        "DB_PASSWORD, API_KEY, WEBHOOK_SECRET match the values in OpenBao (length and SHA-256)",
         || format!("expected {expected:?}\ngot:\n{stdout}"),
     )?;
     let gone = [

@@ -4,6 +4,7 @@ use std::fmt::Display;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 /// Keys whose values are secrets wherever they appear in a JSON document.
 const SECRET_KEYS: &[&str] = &[
@@ -20,15 +21,19 @@ const SECRET_KEYS: &[&str] = &[
     "SecretString",
 ];
 
-/// `abcd… (36 chars)`: the first four characters and the length; values
-/// shorter than 12 characters show only their length.
+/// `**** (36 chars, sha256:1a2b3c4d)`: no character of the value, only its
+/// length and the first 8 hex digits of its SHA-256, enough to see that two
+/// places hold the same value (or that a value changed). Values shorter
+/// than 12 characters show only their length: a short value could be
+/// guessed from its digest.
 pub fn mask(value: &str) -> String {
     let len = value.chars().count();
     if len < 12 {
-        return format!("… ({len} chars)");
+        return format!("**** ({len} chars)");
     }
-    let head: String = value.chars().take(4).collect();
-    format!("{head}… ({len} chars)")
+    let digest = Sha256::digest(value.as_bytes());
+    let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("**** ({len} chars, sha256:{short})")
 }
 
 /// A copy of `value` with every string under a [`SECRET_KEYS`] key masked.
@@ -145,14 +150,15 @@ mod tests {
 
     #[test]
     fn masks_secrets_and_keeps_the_rest() {
-        assert_eq!(mask("short"), "… (5 chars)");
-        assert_eq!(mask("0123456789abcdef"), "0123… (16 chars)");
+        assert_eq!(mask("short"), "**** (5 chars)");
+        // printf %s 0123456789abcdef | sha256sum → 9f9f5111…
+        assert_eq!(mask("0123456789abcdef"), "**** (16 chars, sha256:9f9f5111)");
         let v = mask_json(&json!({"role": "shop", "secret_id": "0123456789abcdef",
             "nested": [{"password": "hunter2-hunter2"}]}));
         assert_eq!(
             v,
-            json!({"role": "shop", "secret_id": "0123… (16 chars)",
-                "nested": [{"password": "hunt… (15 chars)"}]})
+            json!({"role": "shop", "secret_id": "**** (16 chars, sha256:9f9f5111)",
+                "nested": [{"password": "**** (15 chars, sha256:84ca4458)"}]})
         );
         assert_eq!(strip_ansi("\u{1b}[2mINFO\u{1b}[0m x"), "INFO x");
         assert_eq!(tail("a\nb\nc", 2), "b\nc");
