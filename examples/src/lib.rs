@@ -5,11 +5,8 @@
 //! | `approle-quickstart` | the trusted-orchestrator pattern with `vault-client`: policy, AppRole, a wrapped single-use secret_id, the consumer's unwrap and login, a least-privilege read, revocation |
 //! | `proxy-function` | a Lambda function (`lambda_runtime`) that reads its secret through the `vault-aws-extension` proxy at 127.0.0.1:8200, or from the extension's secret file |
 
-/// Shows the first two characters of a secret and hides the rest, for demo output.
+/// Hides a secret entirely, for demo output: `**** (21 chars)`. No
+/// character of the value is shown, not even a prefix.
 pub fn mask(secret: &str) -> String {
-    let shown: String = secret.chars().take(2).collect();
-    format!(
-        "{shown}{}",
-        "*".repeat(secret.chars().count().saturating_sub(2).min(10))
-    )
+    format!("**** ({} chars)", secret.chars().count())
 }

@@ -29,8 +29,10 @@ async fn quickstart_checks_out_and_masks_the_secret() {
     ] {
         assert!(stdout.contains(step), "{step:?} missing:\n{stdout}");
     }
-    // The password it wrote and read is masked.
+    // The password it wrote and read is masked, wholly: not even a prefix.
     assert!(!stdout.contains("correct-horse-battery"), "{stdout}");
+    assert!(!stdout.contains("co*"), "{stdout}");
+    assert!(stdout.contains("password=**** (21 chars)"), "{stdout}");
 
     // A second run against the same server fails nowhere (setup is idempotent).
     let again = tokio::process::Command::new(env!("CARGO_BIN_EXE_approle-quickstart"))
