@@ -16,6 +16,17 @@ pub struct CratesGuide;
 #[doc = include_str!("../../../README.md")]
 pub struct Readme;
 
+/// The READMEs of the published library crates (what crates.io shows);
+/// their examples are doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../vault-client/README.md")]
+#[doc = include_str!("../../../vault-aws-auth/README.md")]
+#[doc = include_str!("../../../vault-approle/README.md")]
+#[doc = include_str!("../../../vault-replicate/README.md")]
+#[doc = include_str!("../../../vault-proxy/README.md")]
+#[doc = include_str!("../../../adapters/auth-env/README.md")]
+pub struct CrateReadmes;
+
 /// `docs/aws-auth.md`; its examples are doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../aws-auth.md")]

@@ -1,4 +1,4 @@
-//! Every relative link in README.md and docs/*.md points to a file that
+//! Every relative link in README.md, docs/*.md and the crate READMEs points to a file that
 //! exists, and every `#anchor` into a Markdown file to one of its headings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -73,6 +73,15 @@ fn every_relative_link_resolves() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "md") {
             files.push(path);
+        }
+    }
+    // The crate READMEs (what crates.io shows) link into docs/ too.
+    for dir in ["", "adapters"] {
+        for entry in fs::read_dir(root.join(dir)).unwrap() {
+            let readme = entry.unwrap().path().join("README.md");
+            if readme.is_file() {
+                files.push(readme);
+            }
         }
     }
     let mut broken = Vec::new();

@@ -81,12 +81,27 @@ path "sys/leases/renew" { capabilities = ["update"] }"#,
         .unwrap();
 }
 
+/// The proxy's login in these tests: AppRole with the fixed role_id and
+/// secret_id, through `vault-client` alone (vault-proxy's tests link no other
+/// capability crate: ARCHITECTURE.md's layering rule).
+pub struct TestAppRole;
+
+#[async_trait::async_trait]
+impl VaultAuth for TestAppRole {
+    async fn login(&self, client: &VaultClient) -> vault_client::Result<vault_client::AuthInfo> {
+        client
+            .approle("approle")
+            .login(ROLE_ID, Some(&SecretString::from(SECRET_ID)))
+            .await
+    }
+
+    fn method(&self) -> &'static str {
+        "approle"
+    }
+}
+
 pub fn approle() -> Arc<dyn VaultAuth> {
-    Arc::new(vault_approle::AppRoleAuth::new(
-        "approle",
-        ROLE_ID,
-        Some(SecretString::from(SECRET_ID)),
-    ))
+    Arc::new(TestAppRole)
 }
 
 pub struct Running {
