@@ -40,6 +40,7 @@ mod files;
 mod metrics;
 mod proxy;
 mod token;
+mod upstream;
 
 pub use config::{
     CacheConfig, DEFAULT_GRACE, DEFAULT_LISTEN, DEFAULT_SECRET_FILE, DEFAULT_SECRET_HEADER,
