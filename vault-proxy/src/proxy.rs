@@ -186,6 +186,9 @@ impl Proxy {
                     match accepted {
                         Ok((stream, _)) => {
                             let _ = stream.set_nodelay(true);
+                            // As AWS's agent: answers never leave the local
+                            // network segment (a router drops them).
+                            let _ = stream.set_ttl(1);
                             self.spawn_connection(stream, cancel.clone());
                         }
                         Err(e) => accept_error(e).await,
@@ -260,6 +263,10 @@ impl Proxy {
             ));
         }
         if let Err(message) = check_path(path) {
+            st.metrics.inc(Event::Rejected);
+            return Err(Failure::new(StatusCode::BAD_REQUEST, message));
+        }
+        if let Some(message) = forwarded_refusal(&st.guard, req.headers()) {
             st.metrics.inc(Event::Rejected);
             return Err(Failure::new(StatusCode::BAD_REQUEST, message));
         }
@@ -622,6 +629,19 @@ fn guard_allows(guard: &GuardConfig, headers: &HeaderMap) -> bool {
             .is_some_and(|v| bool::from(v.as_bytes().ct_eq(secret.expose_secret().as_bytes()))),
         None => false,
     }
+}
+
+/// With the guard on, a request that passed through another proxy
+/// (`X-Forwarded-For` or `Forwarded`) is refused, as AWS's caching agent does:
+/// the local proxy is for local callers.
+fn forwarded_refusal(guard: &GuardConfig, headers: &HeaderMap) -> Option<&'static str> {
+    (guard.enabled
+        && (headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED)))
+    .then_some(
+        "vault-aws proxy refuses requests with X-Forwarded-For or Forwarded: they came \
+         through another proxy (protects against server-side request forgery; set \
+         VAULT_PROXY_REQUIRE_REQUEST_HEADER=false to switch it off)",
+    )
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

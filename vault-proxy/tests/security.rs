@@ -212,3 +212,125 @@ async fn the_token_never_leaves_the_vault_prefix() {
         "{seen:?}"
     );
 }
+
+#[tokio::test]
+async fn ssrf_defaults_as_aws_agent_snapstart_secret_and_forwarded_requests() {
+    let bao = OpenBao::start().await;
+    setup(&bao, "1h", "2h").await;
+    // A SnapStart function: no AWS_SESSION_TOKEN, only
+    // AWS_CONTAINER_AUTHORIZATION_TOKEN, read with the Lambda defaults.
+    let env = |name: &str| {
+        (name == "AWS_CONTAINER_AUTHORIZATION_TOKEN").then(|| "snapstart-auth-token".to_owned())
+    };
+    let settings = vault_proxy::Settings::from_lookup(env, true).unwrap();
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        settings.proxy.clone(),
+    )
+    .await;
+    let http = http();
+    let url = p.v1("secret/data/app");
+    let with_secret = http
+        .get(&url)
+        .header("X-Vault-AWS-Session-Token", "snapstart-auth-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_secret.status(), 200);
+    assert!(with_secret.text().await.unwrap().contains(KV_VALUE));
+    let wrong = http
+        .get(&url)
+        .header("X-Vault-AWS-Session-Token", "another-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 412);
+
+    // Reached through another proxy: refused, with the header or the secret.
+    for (name, value) in [
+        ("X-Forwarded-For", "203.0.113.7"),
+        ("Forwarded", "for=203.0.113.7"),
+    ] {
+        let (status, _, body) = get(&http, &url, &[(name, value)]).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(body.contains("X-Forwarded-For"), "{body}");
+        let resp = http
+            .get(&url)
+            .header("X-Vault-AWS-Session-Token", "snapstart-auth-token")
+            .header(name, value)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{name}");
+    }
+    let (status, _, body) = get(&http, &url, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(p.metrics.get(Event::Rejected), 5);
+}
+
+#[tokio::test]
+async fn a_refused_secret_id_is_not_sent_again_so_the_approle_never_locks_out() {
+    let bao = OpenBao::start().await;
+    setup(&bao, "1h", "2h").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (role_file, secret_file) = (dir.path().join("role-id"), dir.path().join("secret-id"));
+    std::fs::write(&role_file, ROLE_ID).unwrap();
+    std::fs::write(&secret_file, "wrong-secret-id-c41d").unwrap();
+    let auth = Arc::new(vault_approle::AppRoleAuth::from_files(
+        "approle",
+        &role_file,
+        Some(secret_file.clone()),
+        false,
+    ));
+    let client = vault_client::VaultClient::new(
+        vault_client::ClientConfig::new(&bao.addr())
+            .unwrap()
+            .with_max_retries(0),
+    )
+    .unwrap();
+    let metrics = Arc::new(vault_proxy::Metrics::new());
+    let mut config = token_config(Duration::from_secs(10));
+    config.min_backoff = Duration::from_millis(50);
+    config.max_backoff = Duration::from_millis(200);
+    let tokens = vault_proxy::TokenManager::new(client, auth, config, Arc::clone(&metrics));
+    let task = tokens.start();
+
+    // A sidecar whose secret_id is refused keeps trying in the background
+    // (the file may be rotated), but never sends the refused value again:
+    // OpenBao's AppRole lockout (5 failures) would then refuse the right
+    // secret_id too.
+    let err = tokens
+        .wait_ready(Duration::from_secs(10))
+        .await
+        .unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("vault refused"), "{err}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let failures = metrics.get(Event::LoginFailure);
+    assert!(failures >= 6, "the background kept trying: {failures}");
+    assert!(
+        tokens
+            .last_error()
+            .unwrap()
+            .to_string()
+            .contains("not sending the role_id/secret_id"),
+        "{:?}",
+        tokens.last_error()
+    );
+
+    // The secret_id file is rotated: the next background login uses it.
+    std::fs::write(&secret_file, SECRET_ID).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokens.current().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no login with the right secret_id after a refused one: {:?}",
+            tokens.last_error().map(|e| e.to_string())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokens.shutdown(Duration::from_secs(2)).await;
+    task.await.unwrap();
+}
