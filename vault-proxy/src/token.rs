@@ -242,6 +242,12 @@ impl TokenManager {
         tokio::spawn(async move { this.maintain().await })
     }
 
+    /// A receiver notified on every login and renewal; its value is the
+    /// generation of the latest login (0 before the first).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
     /// The token as it is now, fresh or not, without waiting.
     pub fn current(&self) -> Option<Arc<Token>> {
         self.inner.current.load_full()
