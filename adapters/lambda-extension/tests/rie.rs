@@ -238,6 +238,7 @@ async fn permanent_login_errors_reach_init_error_at_once_and_never_lock_the_appr
     ];
     for (case, env, want) in cases {
         let (status, body, logs, took) = init_with(&bao, env).await;
+        eprintln!("{case}: the invoke failed the init after {took:?}");
         let all = format!("{status} {body}\n{logs}");
         assert_ne!(status, 200, "{case}: {all}");
         assert!(all.contains("Extension.AuthError"), "{case}: {all}");
