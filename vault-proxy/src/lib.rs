@@ -44,9 +44,9 @@ mod upstream;
 
 pub use config::{
     CacheConfig, DEFAULT_GRACE, DEFAULT_LISTEN, DEFAULT_SECRET_FILE, DEFAULT_SECRET_HEADER,
-    FilesConfig, GuardConfig, LAMBDA_CLIENT_TIMEOUT, Listen, METRICS_PATH, ProxyConfig, RunMode,
-    SECRET_DIR, SecretFileSpec, Settings, TokenConfig, client_config_from_lookup,
-    lambda_client_config_from_lookup,
+    FilesConfig, GuardConfig, LAMBDA_CLIENT_TIMEOUT, LAMBDA_SECRET_VARIABLES, Listen, METRICS_PATH,
+    ProxyConfig, RunMode, SECRET_DIR, SecretFileSpec, Settings, TokenConfig,
+    client_config_from_lookup, lambda_client_config_from_lookup,
 };
 pub use files::{FileError, SecretFileState, SecretFiles};
 pub use metrics::{Event, Metrics};
