@@ -14,6 +14,8 @@ pub struct OpenBao {
     process: PeerProcess,
     port: u16,
     tls: bool,
+    /// A second TLS listener that requires a client certificate.
+    mtls: bool,
     home: tempfile::TempDir,
 }
 
@@ -24,14 +26,14 @@ impl OpenBao {
     /// 200. Its HOME is a fresh temporary directory (the dev server writes a
     /// token file there).
     pub async fn start() -> OpenBao {
-        Self::start_with(false, None).await
+        Self::start_with(false, None, false).await
     }
 
     /// Like [`OpenBao::start`] but on `port` (and `port + 1`), e.g. the port
     /// of a server stopped before, to test clients that must reconnect. The
     /// new server has none of the old one's state.
     pub async fn start_on(port: u16) -> OpenBao {
-        Self::start_with(false, Some(port)).await
+        Self::start_with(false, Some(port), false).await
     }
 
     /// The port of [`OpenBao::addr`].
@@ -44,12 +46,23 @@ impl OpenBao {
     /// [`OpenBao::ca_cert`] is the CA's PEM file, and `vault-cert.pem` /
     /// `vault-key.pem` lie beside it. [`OpenBao::addr`] is `https://`.
     pub async fn start_tls() -> OpenBao {
-        Self::start_with(true, None).await
+        Self::start_with(true, None, false).await
     }
 
-    async fn start_with(tls: bool, port: Option<u16>) -> OpenBao {
+    /// Like [`OpenBao::start_tls`] plus a second TLS listener,
+    /// [`OpenBao::mtls_addr`], with `tls_require_and_verify_client_cert =
+    /// true`: it refuses the TLS handshake without a client certificate
+    /// signed by the dev CA (`vault-cert.pem`/`vault-key.pem` beside
+    /// [`OpenBao::ca_cert`] are one: the dev certificate allows client
+    /// authentication).
+    pub async fn start_mutual_tls() -> OpenBao {
+        Self::start_with(true, None, true).await
+    }
+
+    async fn start_with(tls: bool, port: Option<u16>, mtls: bool) -> OpenBao {
         let bao = peer_bin("bao");
-        let port = port.unwrap_or_else(|| ports::free_ports(2));
+        let width = if mtls { 4 } else { 2 };
+        let port = port.unwrap_or_else(|| ports::free_ports(width));
         let home = temp_dir("openbao");
         let mut cmd = guarded_command(&[], &bao);
         cmd.args([
@@ -63,6 +76,21 @@ impl OpenBao {
             std::fs::create_dir(&certs).expect("create TLS directory");
             cmd.arg("-dev-tls")
                 .arg(format!("-dev-tls-cert-dir={}", certs.display()));
+            if mtls {
+                // The dev server writes its certificates before it opens the
+                // listeners of `-config`.
+                let d = certs.display();
+                let config = format!(
+                    "listener \"tcp\" {{\n  address = \"127.0.0.1:{}\"\n  cluster_address = \"127.0.0.1:{}\"\n  \
+                     tls_cert_file = \"{d}/vault-cert.pem\"\n  tls_key_file = \"{d}/vault-key.pem\"\n  \
+                     tls_client_ca_file = \"{d}/vault-ca.pem\"\n  tls_require_and_verify_client_cert = true\n}}\n",
+                    port + 2,
+                    port + 3
+                );
+                let file = home.path().join("mtls.hcl");
+                std::fs::write(&file, config).expect("write the mutual TLS listener configuration");
+                cmd.arg(format!("-config={}", file.display()));
+            }
         }
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -91,8 +119,16 @@ impl OpenBao {
             process,
             port,
             tls,
+            mtls,
             home,
         }
+    }
+
+    /// The listener that requires a client certificate,
+    /// `https://127.0.0.1:P+2` ([`OpenBao::start_mutual_tls`] only).
+    pub fn mtls_addr(&self) -> Option<String> {
+        self.mtls
+            .then(|| format!("https://127.0.0.1:{}", self.port + 2))
     }
 
     /// Base address, `http://127.0.0.1:P` (`https://` for [`OpenBao::start_tls`]).

@@ -59,10 +59,40 @@ enum Secret {
 /// (`sys/wrapping/lookup`: it must come from `auth/<mount>/role/*/secret-id`)
 /// and unwrapped once. A wrapping token is never unwrapped twice: a re-login
 /// after it was used needs a fresh delivery and fails with a clear error.
+///
+/// A role_id/secret_id pair that Vault refused is never sent again: a later
+/// login with the same values fails at once without calling Vault (each
+/// refused attempt counts towards the AppRole user lockout, which would then
+/// refuse even the right secret_id for 15 minutes). A login with changed
+/// values (a rotated file or delivery) goes to Vault as usual.
 pub struct AppRoleAuth {
     mount: String,
     source: Source,
     used_wrapping_tokens: Mutex<Vec<SecretString>>,
+    refused: Mutex<Option<Refused>>,
+}
+
+/// Credentials Vault refused, and what it said.
+struct Refused {
+    mount: String,
+    role_id: Zeroizing<String>,
+    secret_id: Option<SecretString>,
+    reason: String,
+}
+
+impl Refused {
+    fn matches(&self, mount: &str, role_id: &str, secret_id: Option<&SecretString>) -> bool {
+        let same_secret = match (&self.secret_id, secret_id) {
+            (None, None) => true,
+            (Some(a), Some(b)) => bool::from(
+                a.expose_secret()
+                    .as_bytes()
+                    .ct_eq(b.expose_secret().as_bytes()),
+            ),
+            _ => false,
+        };
+        self.mount == mount && self.role_id.as_str() == role_id && same_secret
+    }
 }
 
 impl fmt::Debug for AppRoleAuth {
@@ -106,6 +136,7 @@ impl AppRoleAuth {
             mount: mount.trim_matches('/').to_owned(),
             source,
             used_wrapping_tokens: Mutex::new(Vec::new()),
+            refused: Mutex::new(None),
         }
     }
 
@@ -416,18 +447,50 @@ impl VaultAuth for AppRoleAuth {
                     .await?,
             ),
         };
-        client
+        if let Ok(refused) = self.refused.lock()
+            && let Some(r) = refused.as_ref()
+            && r.matches(&mount, &role_id, secret_id.as_ref())
+        {
+            return Err(auth_err(
+                format!(
+                    "not sending the role_id/secret_id from {location} again: vault refused them before ({}); \
+                     a refused secret_id sent again counts towards the AppRole lockout; deliver a new secret_id",
+                    r.reason
+                ),
+                None,
+            ));
+        }
+        let result = client
             .approle(&mount)
             .login(&role_id, secret_id.as_ref())
-            .await
-            .map_err(|e| {
-                let message = if e.status() == Some(400) || e.is_permission_denied() {
-                    format!("vault refused the role_id/secret_id from {location} (expired, used up, destroyed by a rotation, or bound to other CIDRs)")
+            .await;
+        match result {
+            Ok(auth) => {
+                if let Ok(mut refused) = self.refused.lock() {
+                    *refused = None;
+                }
+                Ok(auth)
+            }
+            Err(e) => {
+                let refused_by_vault = e.status() == Some(400) || e.is_permission_denied();
+                let message = if refused_by_vault {
+                    format!(
+                        "vault refused the role_id/secret_id from {location} (expired, used up, destroyed by a rotation, or bound to other CIDRs)"
+                    )
                 } else {
                     format!("cannot log in with the credentials from {location}")
                 };
-                auth_err(message, Some(Box::new(e)))
-            })
+                if refused_by_vault && let Ok(mut refused) = self.refused.lock() {
+                    *refused = Some(Refused {
+                        mount: mount.clone(),
+                        role_id: Zeroizing::new(role_id.clone()),
+                        secret_id: secret_id.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(auth_err(message, Some(Box::new(e))))
+            }
+        }
     }
 
     fn method(&self) -> &'static str {

@@ -137,6 +137,11 @@ impl VaultClient {
                 }));
             }
         }
+        // `http://gw/vault` and `http://gw/vault/` both mean the prefix
+        // `/vault` (as for the Vault CLI): a relative join would drop a last
+        // segment without a trailing slash.
+        let prefix = format!("{}/", base.path().trim_end_matches('/'));
+        base.set_path(&prefix);
         let base = base.join("v1/").map_err(|e| {
             ConfigError::invalid("VAULT_ADDR", "an http:// or https:// URL", e.to_string())
         })?;

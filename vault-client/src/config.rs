@@ -158,7 +158,7 @@ impl ClientConfig {
     ///
     /// | variable | form | default |
     /// |---|---|---|
-    /// | `VAULT_ADDR` | `http(s)://host[:port]` | `https://127.0.0.1:8200` |
+    /// | `VAULT_ADDR` | `http(s)://host[:port][/prefix]` | `https://127.0.0.1:8200` |
     /// | `VAULT_TOKEN` | token | none |
     /// | `VAULT_NAMESPACE` | namespace path | none |
     /// | `VAULT_CACERT` | PEM file | system roots |

@@ -474,3 +474,33 @@ async fn nothing_formatted_shows_a_secret() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_address_with_a_path_prefix_keeps_it_with_or_without_a_trailing_slash() {
+    // Vault behind a gateway at <gw>/vault: the Vault CLI sends /vault/v1/...
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/vault/v1/auth/token/lookup-self"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(lookup_self_body()))
+        .expect(3)
+        .mount(&server)
+        .await;
+    for address in [
+        format!("{}/vault", server.uri()),
+        format!("{}/vault/", server.uri()),
+        format!("{}/vault//", server.uri()),
+    ] {
+        let config = ClientConfig::new(&address)
+            .unwrap()
+            .with_token(SecretString::from(TOKEN))
+            .with_max_retries(0);
+        let c = VaultClient::new(config).unwrap();
+        assert_eq!(
+            c.base_url().as_str(),
+            format!("{}/vault/v1/", server.uri()),
+            "{address}"
+        );
+        let info = c.lookup_self().await.unwrap();
+        assert_eq!(info.accessor, "acc-123", "{address}");
+    }
+}

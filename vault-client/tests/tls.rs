@@ -23,7 +23,7 @@ async fn health(vars: &[(&str, String)]) -> Result<vault_client::Health, Error> 
 
 #[tokio::test]
 async fn tls_settings_against_a_real_server() {
-    let bao = OpenBao::start_tls().await;
+    let bao = OpenBao::start_mutual_tls().await;
     let addr = bao.addr();
     assert!(addr.starts_with("https://127.0.0.1:"), "{addr}");
     let ca = bao.ca_cert().expect("a TLS dev server has a CA");
@@ -86,10 +86,21 @@ async fn tls_settings_against_a_real_server() {
         "{err:?}"
     );
 
-    // A client certificate and key are loaded for mutual TLS (the dev server
-    // does not ask for one, so the request still succeeds).
+    // Mutual TLS: the second listener requires a client certificate signed
+    // by the dev CA. Without one the handshake fails; with
+    // VAULT_CLIENT_CERT/VAULT_CLIENT_KEY it succeeds.
+    let mtls = bao.mtls_addr().expect("a mutual TLS listener");
+    let err = health(&[
+        ("VAULT_ADDR", mtls.clone()),
+        ("VAULT_CACERT", ca.display().to_string()),
+    ])
+    .await
+    .unwrap_err();
+    // TLS 1.3: the server's alert (CertificateRequired) arrives after the
+    // client's side of the handshake, so the request fails while sending.
+    assert!(err.transport_kind().is_some(), "{err:?}");
     let ok = health(&[
-        ("VAULT_ADDR", addr.clone()),
+        ("VAULT_ADDR", mtls.clone()),
         ("VAULT_CACERT", ca.display().to_string()),
         (
             "VAULT_CLIENT_CERT",

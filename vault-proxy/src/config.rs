@@ -275,15 +275,8 @@ impl Settings {
             }
             None => HeaderName::from_static(DEFAULT_SECRET_HEADER),
         };
-        let secret = get("VAULT_PROXY_SECRET").or_else(|| {
-            if lambda {
-                get("AWS_SESSION_TOKEN")
-            } else {
-                None
-            }
-        });
-        proxy.guard.secret_header =
-            secret.map(|s| (header_name, SecretString::from(s.trim().to_owned())));
+        let secret = proxy_secret(&get, lambda)?;
+        proxy.guard.secret_header = secret.map(|s| (header_name, s));
 
         if let Some(v) = get("VAULT_DEFAULT_CACHE_ENABLED") {
             proxy.cache.enabled_by_default = parse_bool("VAULT_DEFAULT_CACHE_ENABLED", &v)?;
@@ -336,6 +329,121 @@ where
         // The proxy holds its own token; VAULT_TOKEN is a login input only.
         ("VAULT_TOKEN", _) => None,
         _ => lookup(name),
+    })
+}
+
+/// Variables the Lambda extension takes the SSRF secret from when neither
+/// `VAULT_PROXY_SECRET` nor `VAULT_PROXY_SECRET_ENV_VARIABLES` is set: the
+/// first one set wins (SnapStart functions have no `AWS_SESSION_TOKEN` but
+/// `AWS_CONTAINER_AUTHORIZATION_TOKEN`), as AWS's own caching agent does.
+pub const LAMBDA_SECRET_VARIABLES: &[&str] =
+    &["AWS_SESSION_TOKEN", "AWS_CONTAINER_AUTHORIZATION_TOKEN"];
+
+/// The secret the guard accepts in the secret header: `VAULT_PROXY_SECRET`,
+/// else the first set variable of `VAULT_PROXY_SECRET_ENV_VARIABLES` (a
+/// comma-separated list of names; in Lambda by default
+/// [`LAMBDA_SECRET_VARIABLES`]). A value `file:///path` means the secret is
+/// the content of that file (trimmed).
+fn proxy_secret(
+    get: &dyn Fn(&str) -> Option<String>,
+    lambda: bool,
+) -> Result<Option<SecretString>, ConfigError> {
+    if let Some(v) = get("VAULT_PROXY_SECRET") {
+        return secret_value("VAULT_PROXY_SECRET", "VAULT_PROXY_SECRET", &v).map(Some);
+    }
+    let names: Vec<String> = match get("VAULT_PROXY_SECRET_ENV_VARIABLES") {
+        Some(list) => {
+            let names: Vec<String> = list
+                .split(',')
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .collect();
+            if let Some(bad) = names
+                .iter()
+                .find(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            {
+                return Err(ConfigError::Invalid {
+                    variable: "VAULT_PROXY_SECRET_ENV_VARIABLES",
+                    expected: "comma-separated variable names such as \
+                               AWS_SESSION_TOKEN,AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                    problem: format!("{bad:?} is not a variable name"),
+                });
+            }
+            names
+        }
+        None if lambda => LAMBDA_SECRET_VARIABLES
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+    for name in &names {
+        if let Some(v) = get(name) {
+            return secret_value("VAULT_PROXY_SECRET_ENV_VARIABLES", name, &v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
+/// `raw`, or the content of the file a `file:///path` value names. Errors
+/// name `name` (the variable read) but never show the secret.
+fn secret_value(
+    variable: &'static str,
+    name: &str,
+    raw: &str,
+) -> Result<SecretString, ConfigError> {
+    let raw = raw.trim();
+    let Some(path) = raw.strip_prefix("file://") else {
+        return Ok(SecretString::from(raw.to_owned()));
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(ConfigError::Invalid {
+            variable,
+            expected: "a secret, or file:///absolute/path to a file holding it",
+            problem: format!("{name} names the relative file {}", path.display()),
+        });
+    }
+    let text =
+        zeroize::Zeroizing::new(
+            std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                variable,
+                path: path.clone(),
+                problem: format!("cannot read the secret named by {name}: {e}"),
+            })?,
+        );
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(ConfigError::File {
+            variable,
+            path,
+            problem: format!("the secret file named by {name} is empty"),
+        });
+    }
+    Ok(SecretString::from(secret.to_owned()))
+}
+
+/// The Lambda extension's default `VAULT_CLIENT_TIMEOUT` (one HTTP attempt):
+/// Lambda's default function timeout. A hung Vault then fails a proxied
+/// request within an invocation instead of after the Vault CLI's 60 s, and
+/// a login with its retries fits in the 10 s init phase.
+pub const LAMBDA_CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// [`client_config_from_lookup`] with the Lambda extension's default
+/// timeout, [`LAMBDA_CLIENT_TIMEOUT`], when `VAULT_CLIENT_TIMEOUT` is unset
+/// (the sidecar and the CLI keep the Vault CLI's 60 s).
+pub fn lambda_client_config_from_lookup<F>(
+    lookup: F,
+) -> Result<vault_client::ClientConfig, ConfigError>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    client_config_from_lookup(|name| {
+        let value = lookup(name);
+        if name == "VAULT_CLIENT_TIMEOUT" && value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            return Some(format!("{}ms", LAMBDA_CLIENT_TIMEOUT.as_millis()));
+        }
+        value
     })
 }
 
@@ -404,14 +512,27 @@ fn clean_path(path: &str) -> String {
     p.strip_prefix("v1/").unwrap_or(p).to_owned()
 }
 
-/// Absolute file names as given; relative ones under `/tmp/vault/`.
+/// Absolute file names as given; relative ones under `/tmp/vault/`; `.`,
+/// `..` and repeated `/` resolved (lexically), so that two spellings of one
+/// file compare equal.
 fn secret_file(file: &str) -> PathBuf {
     let file = Path::new(file.trim());
-    if file.is_absolute() {
+    let joined = if file.is_absolute() {
         file.to_owned()
     } else {
         Path::new(SECRET_DIR).join(file)
+    };
+    let mut clean = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
     }
+    clean
 }
 
 fn parse_listen(raw: &str) -> Result<Listen, ConfigError> {
@@ -587,6 +708,130 @@ mod tests {
     }
 
     #[test]
+    fn the_ssrf_secret_comes_from_a_variable_list_or_a_file() {
+        use secrecy::ExposeSecret;
+        let secret = |vars: &[(&str, &str)], lambda: bool| {
+            Settings::from_lookup(lookup(vars), lambda)
+                .unwrap()
+                .proxy
+                .guard
+                .secret_header
+                .map(|(_, s)| s.expose_secret().to_owned())
+        };
+        // SnapStart: no AWS_SESSION_TOKEN, but AWS_CONTAINER_AUTHORIZATION_TOKEN.
+        assert_eq!(
+            secret(&[("AWS_CONTAINER_AUTHORIZATION_TOKEN", "snap")], true).as_deref(),
+            Some("snap")
+        );
+        assert_eq!(
+            secret(
+                &[
+                    ("AWS_SESSION_TOKEN", "session"),
+                    ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "snap")
+                ],
+                true
+            )
+            .as_deref(),
+            Some("session")
+        );
+        // The sidecar has no default list.
+        assert_eq!(secret(&[("AWS_SESSION_TOKEN", "session")], false), None);
+        // A list of names: the first set one wins.
+        assert_eq!(
+            secret(
+                &[
+                    ("VAULT_PROXY_SECRET_ENV_VARIABLES", "MY_TOKEN, OTHER"),
+                    ("OTHER", "other"),
+                    ("AWS_SESSION_TOKEN", "session"),
+                ],
+                true
+            )
+            .as_deref(),
+            Some("other")
+        );
+        // file:///path: the file's content.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let url = format!("file://{}", file.display());
+        assert_eq!(
+            secret(&[("VAULT_PROXY_SECRET", &url)], false).as_deref(),
+            Some("from-file")
+        );
+        assert_eq!(
+            secret(
+                &[
+                    ("VAULT_PROXY_SECRET_ENV_VARIABLES", "ECS_TOKEN"),
+                    ("ECS_TOKEN", &url)
+                ],
+                false
+            )
+            .as_deref(),
+            Some("from-file")
+        );
+        // Errors name the variable and never show the secret.
+        let missing = format!("file://{}", dir.path().join("nope").display());
+        let err = Settings::from_lookup(
+            lookup(&[
+                ("VAULT_PROXY_SECRET_ENV_VARIABLES", "ECS_TOKEN"),
+                ("ECS_TOKEN", &missing),
+            ]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("VAULT_PROXY_SECRET_ENV_VARIABLES")
+                && err.to_string().contains("ECS_TOKEN"),
+            "{err}"
+        );
+        let err = Settings::from_lookup(
+            lookup(&[("VAULT_PROXY_SECRET_ENV_VARIABLES", "A,B-C")]),
+            false,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("\"B-C\" is not a variable name"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn two_spellings_of_one_file_are_refused() {
+        for (a, b) in [
+            ("/tmp/vault/x.json", "/tmp/vault/../vault/x.json"),
+            ("/tmp/vault/x.json", "/tmp/vault/./x.json"),
+            ("/tmp/vault/x.json", "/tmp//vault/x.json"),
+            ("x.json", "/tmp/vault/x.json"),
+            ("sub/../x.json", "x.json"),
+        ] {
+            let err = Settings::from_lookup(
+                lookup(&[
+                    ("VAULT_SECRET_PATH", "a"),
+                    ("VAULT_SECRET_FILE", a),
+                    ("VAULT_SECRET_NAMES", "B"),
+                    ("VAULT_SECRET_PATH_B", "b"),
+                    ("VAULT_SECRET_FILE_B", b),
+                ]),
+                false,
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("both name /tmp/vault/x.json"),
+                "{a} {b}: {err}"
+            );
+        }
+        let s = Settings::from_lookup(
+            lookup(&[
+                ("VAULT_SECRET_PATH", "a"),
+                ("VAULT_SECRET_FILE", "/tmp/vault/../other/./a.json"),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.files.secrets[0].file, Path::new("/tmp/other/a.json"));
+    }
+
+    #[test]
     fn listen_accepts_unix_sockets_and_vle_addr_wins() {
         let s = Settings::from_lookup(lookup(&[("VAULT_PROXY_LISTEN", "unix:/run/v.sock")]), false)
             .unwrap();
@@ -599,5 +844,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.address().as_str(), "http://b:2/");
         assert!(!c.has_token());
+    }
+
+    #[test]
+    fn the_extension_has_a_lambda_sized_timeout_and_the_sidecar_the_cli_one() {
+        let lambda = lambda_client_config_from_lookup(lookup(&[])).unwrap();
+        assert_eq!(lambda.timeout(), LAMBDA_CLIENT_TIMEOUT);
+        let sidecar = client_config_from_lookup(lookup(&[])).unwrap();
+        assert_eq!(sidecar.timeout(), vault_client::DEFAULT_TIMEOUT);
+        let set =
+            lambda_client_config_from_lookup(lookup(&[("VAULT_CLIENT_TIMEOUT", "20s")])).unwrap();
+        assert_eq!(set.timeout(), Duration::from_secs(20));
     }
 }

@@ -62,6 +62,9 @@ pub struct SecretFileState {
     spec: SecretFileSpec,
     lease: Option<Lease>,
     read_at: Instant,
+    /// Generation of the token that read it: Vault revokes a lease with the
+    /// token that created it.
+    generation: u64,
 }
 
 impl SecretFileState {
@@ -120,7 +123,27 @@ impl SecretFiles {
     async fn maintain(&self, mut state: SecretFileState, cancel: CancellationToken) {
         let grace = self.config.grace;
         let mut failures: u32 = 0;
+        let mut logins = self.tokens.subscribe();
         loop {
+            // A new token (a login before the old one's max TTL, or after a
+            // revocation): the lease dies with the token that read it, so
+            // read the secret again with the new one while the old one
+            // still lives.
+            let generation = *logins.borrow_and_update();
+            if state.lease.is_some() && generation > state.generation {
+                match self.refresh(&state.spec).await {
+                    Ok(s) => {
+                        tracing::info!(file = %state.spec.file.display(), "read a leased secret again with the new vault token");
+                        state = s;
+                        failures = 0;
+                        continue;
+                    }
+                    Err(e) => {
+                        self.tokens.metrics().inc(Event::FileFailure);
+                        tracing::warn!(file = %state.spec.file.display(), error = %e, "cannot read a leased secret again with the new vault token");
+                    }
+                }
+            }
             let (at, renew) = match &state.lease {
                 Some(lease) => {
                     let margin = grace.min(lease.increment / 4);
@@ -145,6 +168,12 @@ impl SecretFiles {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = tokio::time::sleep_until(at) => {}
+                r = logins.changed(), if state.lease.is_some() => {
+                    if r.is_err() {
+                        return;
+                    }
+                    continue;
+                }
             }
             let result = if renew {
                 self.renew(&mut state).await
@@ -213,7 +242,7 @@ impl SecretFiles {
     /// Reads the secret and (re)writes its file.
     async fn refresh(&self, spec: &SecretFileSpec) -> Result<SecretFileState, FileError> {
         let started = Instant::now();
-        let body = self.read(spec).await?;
+        let (body, generation) = self.read(spec).await?;
         vault_client::write_private_file(&spec.file, &body).map_err(|source| FileError::Write {
             file: spec.file.clone(),
             source,
@@ -231,10 +260,12 @@ impl SecretFiles {
             spec: spec.clone(),
             lease,
             read_at: started,
+            generation,
         })
     }
 
-    async fn read(&self, spec: &SecretFileSpec) -> Result<Bytes, FileError> {
+    /// The response, and the generation of the token that read it.
+    async fn read(&self, spec: &SecretFileSpec) -> Result<(Bytes, u64), FileError> {
         let read_error = |e: &vault_client::Error| FileError::Read {
             path: spec.path.clone(),
             file: spec.file.clone(),
@@ -243,7 +274,7 @@ impl SecretFiles {
         let token = self.tokens.token().await?;
         let client = self.tokens.client().with_token(token.secret().clone());
         match client.request(http::Method::GET, &spec.path).send().await {
-            Ok(r) => Ok(r.body),
+            Ok(r) => Ok((r.body, token.generation())),
             Err(e) if e.is_permission_denied() => {
                 // A revoked token heals once; a policy denial stays an error.
                 match self.tokens.recover_from_403(&token).await? {
@@ -254,7 +285,7 @@ impl SecretFiles {
                         .request(http::Method::GET, &spec.path)
                         .send()
                         .await
-                        .map(|r| r.body)
+                        .map(|r| (r.body, fresh.generation()))
                         .map_err(|e| read_error(&e)),
                     None => Err(read_error(&e)),
                 }

@@ -40,11 +40,13 @@ mod files;
 mod metrics;
 mod proxy;
 mod token;
+mod upstream;
 
 pub use config::{
     CacheConfig, DEFAULT_GRACE, DEFAULT_LISTEN, DEFAULT_SECRET_FILE, DEFAULT_SECRET_HEADER,
-    FilesConfig, GuardConfig, Listen, METRICS_PATH, ProxyConfig, RunMode, SECRET_DIR,
-    SecretFileSpec, Settings, TokenConfig, client_config_from_lookup,
+    FilesConfig, GuardConfig, LAMBDA_CLIENT_TIMEOUT, LAMBDA_SECRET_VARIABLES, Listen, METRICS_PATH,
+    ProxyConfig, RunMode, SECRET_DIR, SecretFileSpec, Settings, TokenConfig,
+    client_config_from_lookup, lambda_client_config_from_lookup,
 };
 pub use files::{FileError, SecretFileState, SecretFiles};
 pub use metrics::{Event, Metrics};

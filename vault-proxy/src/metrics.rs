@@ -41,7 +41,7 @@ pub struct Metrics {
 pub enum Event {
     /// A request reached the proxy.
     Request,
-    /// The SSRF guard refused a request.
+    /// The SSRF guard or the path check refused a request.
     Rejected,
     /// Vault could not be reached for a proxied request.
     UpstreamFailure,
@@ -152,7 +152,7 @@ impl Metrics {
             ),
             (
                 "vault_proxy_rejected_total",
-                "Requests refused by the SSRF guard",
+                "Requests refused by the SSRF guard or the path check",
                 Event::Rejected,
             ),
             (

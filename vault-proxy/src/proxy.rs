@@ -20,6 +20,7 @@ use crate::cache::{CacheControl, Cached, Key, ResponseCache};
 use crate::config::{GuardConfig, Listen, METRICS_PATH, ProxyConfig};
 use crate::metrics::{Event, Metrics};
 use crate::token::{Token, TokenError, TokenManager, error_chain};
+use crate::upstream::{Upstream, check_path};
 
 /// Body of the proxy's responses.
 pub type ProxyBody = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
@@ -112,6 +113,8 @@ struct State {
     http: reqwest::Client,
     /// `scheme://host:port[/prefix]` of Vault, no trailing slash.
     origin: String,
+    /// Builds upstream URLs that never leave `<VAULT_ADDR>/v1/`.
+    upstream: Upstream,
     namespace: Option<HeaderValue>,
     guard: GuardConfig,
     cache: Option<ResponseCache>,
@@ -155,6 +158,7 @@ impl Proxy {
             state: Arc::new(State {
                 http: client.http_client().clone(),
                 origin,
+                upstream: Upstream::new(client.base_url()),
                 namespace,
                 guard: config.guard.clone(),
                 cache: Some(ResponseCache::new(config.cache.clone())),
@@ -182,6 +186,9 @@ impl Proxy {
                     match accepted {
                         Ok((stream, _)) => {
                             let _ = stream.set_nodelay(true);
+                            // As AWS's agent: answers never leave the local
+                            // network segment (a router drops them).
+                            let _ = stream.set_ttl(1);
                             self.spawn_connection(stream, cancel.clone());
                         }
                         Err(e) => accept_error(e).await,
@@ -254,6 +261,14 @@ impl Proxy {
                 StatusCode::NOT_FOUND,
                 format!("vault-aws proxy serves /v1/... and {METRICS_PATH} only, not {path}"),
             ));
+        }
+        if let Err(message) = check_path(path) {
+            st.metrics.inc(Event::Rejected);
+            return Err(Failure::new(StatusCode::BAD_REQUEST, message));
+        }
+        if let Some(message) = forwarded_refusal(&st.guard, req.headers()) {
+            st.metrics.inc(Event::Rejected);
+            return Err(Failure::new(StatusCode::BAD_REQUEST, message));
         }
         if !guard_allows(&st.guard, req.headers()) {
             st.metrics.inc(Event::Rejected);
@@ -350,7 +365,10 @@ impl Proxy {
         let st = &self.state;
         let token = st.tokens.token().await.map_err(|e| Failure::token(&e))?;
         let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let url = format!("{}{}", st.origin, path_and_query);
+        let url = st
+            .upstream
+            .url(path_and_query)
+            .map_err(|m| Failure::new(StatusCode::BAD_REQUEST, m))?;
         let mut headers = HeaderMap::with_capacity(parts.headers.len() + 2);
         for (name, value) in &parts.headers {
             if is_hop_by_hop(name)
@@ -426,7 +444,7 @@ impl Proxy {
     async fn send(
         &self,
         method: &Method,
-        url: &str,
+        url: &url::Url,
         headers: &HeaderMap,
         token: &Token,
         body: reqwest::Body,
@@ -437,7 +455,7 @@ impl Proxy {
         let started = Instant::now();
         let result = st
             .http
-            .request(method.clone(), url)
+            .request(method.clone(), url.clone())
             .headers(headers)
             .body(body)
             .send()
@@ -459,7 +477,7 @@ impl Proxy {
                     st.origin,
                     error_chain(&e.without_url())
                 );
-                tracing::warn!(method = %method, path = %path_of(url), error = %message, "upstream request failed");
+                tracing::warn!(method = %method, path = %url.path(), error = %message, "upstream request failed");
                 Err(Failure::new(status, message))
             }
         }
@@ -586,10 +604,6 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-fn path_of(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 fn body_is_empty(headers: &HeaderMap) -> bool {
     !headers.contains_key(header::TRANSFER_ENCODING)
         && headers
@@ -615,6 +629,19 @@ fn guard_allows(guard: &GuardConfig, headers: &HeaderMap) -> bool {
             .is_some_and(|v| bool::from(v.as_bytes().ct_eq(secret.expose_secret().as_bytes()))),
         None => false,
     }
+}
+
+/// With the guard on, a request that passed through another proxy
+/// (`X-Forwarded-For` or `Forwarded`) is refused, as AWS's caching agent does:
+/// the local proxy is for local callers.
+fn forwarded_refusal(guard: &GuardConfig, headers: &HeaderMap) -> Option<&'static str> {
+    (guard.enabled
+        && (headers.contains_key("x-forwarded-for") || headers.contains_key(header::FORWARDED)))
+    .then_some(
+        "vault-aws proxy refuses requests with X-Forwarded-For or Forwarded: they came \
+         through another proxy (protects against server-side request forgery; set \
+         VAULT_PROXY_REQUIRE_REQUEST_HEADER=false to switch it off)",
+    )
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

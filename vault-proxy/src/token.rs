@@ -41,6 +41,19 @@ pub enum TokenError {
     Shutdown,
 }
 
+impl TokenError {
+    /// Whether waiting may help: `false` for a login refused for good (a
+    /// missing role_id file, a refused secret_id, an unknown role) and after
+    /// shutdown; `true` for an unreachable, slow or overloaded Vault.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Login { retryable, .. } => *retryable,
+            Self::Timeout(_) => true,
+            Self::Shutdown => false,
+        }
+    }
+}
+
 /// A token the manager holds. `Debug` shows the accessor only.
 pub struct Token {
     secret: SecretString,
@@ -162,6 +175,8 @@ struct Inner {
     login_lock: tokio::sync::Mutex<()>,
     failure: std::sync::Mutex<Option<Failure>>,
     changed: watch::Sender<u64>,
+    /// Counts failed logins (wakes [`TokenManager::wait_ready`]).
+    failed: watch::Sender<u64>,
     cancel: CancellationToken,
 }
 
@@ -204,6 +219,7 @@ impl TokenManager {
                 login_lock: tokio::sync::Mutex::new(()),
                 failure: std::sync::Mutex::new(None),
                 changed: watch::channel(0).0,
+                failed: watch::channel(0).0,
                 cancel: CancellationToken::new(),
             }),
         }
@@ -224,6 +240,12 @@ impl TokenManager {
     pub fn start(&self) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move { this.maintain().await })
+    }
+
+    /// A receiver notified on every login and renewal; its value is the
+    /// generation of the latest login (0 before the first).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
     }
 
     /// The token as it is now, fresh or not, without waiting.
@@ -384,6 +406,7 @@ impl TokenManager {
                         error: error.clone(),
                     });
                 }
+                self.inner.failed.send_modify(|n| *n += 1);
                 Err(error)
             }
         }
@@ -553,16 +576,30 @@ impl TokenManager {
         }
     }
 
-    /// Waits until a token is published or `timeout` passes.
+    /// Waits until a token is published or `timeout` passes; returns at
+    /// once with the error of a login that failed for good (see
+    /// [`TokenError::is_retryable`]), so that a Lambda init reports it
+    /// instead of timing out.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<Arc<Token>, TokenError> {
         let mut changed = self.inner.changed.subscribe();
+        let mut failed = self.inner.failed.subscribe();
         let wait = async {
             loop {
                 if let Some(t) = self.current() {
                     return Ok(t);
                 }
-                if changed.changed().await.is_err() {
-                    return Err(TokenError::Shutdown);
+                if let Some(e) = self.last_error()
+                    && !e.is_retryable()
+                {
+                    return Err(e);
+                }
+                tokio::select! {
+                    r = changed.changed() => if r.is_err() {
+                        return Err(TokenError::Shutdown);
+                    },
+                    r = failed.changed() => if r.is_err() {
+                        return Err(TokenError::Shutdown);
+                    },
                 }
             }
         };
@@ -739,7 +776,18 @@ mod tests {
         mock.expect_login().returning(move |_| {
             let n = counter.fetch_add(1, Ordering::SeqCst);
             if n < 4 {
-                Err(vault_client::Error::auth("mock", "vault is down", None))
+                // A 503 under the login error: worth retrying.
+                let sealed = vault_client::Error::Api {
+                    status: 503,
+                    method: "POST".into(),
+                    path: "/v1/auth/mock/login".into(),
+                    errors: vec!["Vault is sealed".into()],
+                };
+                Err(vault_client::Error::auth(
+                    "mock",
+                    "vault is down",
+                    Some(Box::new(sealed)),
+                ))
             } else {
                 Ok(auth(3600, true))
             }
@@ -757,6 +805,33 @@ mod tests {
         assert_eq!(logins.load(Ordering::SeqCst), 5);
         assert!(t.generation() >= 1);
         assert_eq!(m.metrics().get(Event::LoginFailure), 4);
+        m.shutdown(Duration::from_millis(10)).await;
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permanent_login_error_ends_the_wait_at_once() {
+        let mut mock = MockVaultAuth::new();
+        mock.expect_method().return_const("mock");
+        mock.expect_login().returning(|_| {
+            Err(vault_client::Error::auth(
+                "mock",
+                "cannot read the role_id file /missing",
+                None,
+            ))
+        });
+        let m = manager(mock, Duration::from_secs(10));
+        let task = m.start();
+        let started = Instant::now();
+        let err = m.wait_ready(Duration::from_secs(10)).await.unwrap_err();
+        // Paused time: the virtual clock only moves while the wait sleeps.
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited {:?} for a permanent error",
+            started.elapsed()
+        );
+        assert!(!err.is_retryable(), "{err}");
+        assert!(err.to_string().contains("role_id file"), "{err}");
         m.shutdown(Duration::from_millis(10)).await;
         task.await.unwrap();
     }

@@ -123,6 +123,13 @@ async fn sidecar_survives_a_freeze_past_the_token_ttl() {
         .await
         .unwrap();
     assert!(metrics.contains("vault_proxy_requests_total"), "{metrics}");
+    // The expiry check saw the lapsed token before the request was sent: no
+    // request needed the 403 self-heal (which would hide a missing check).
+    assert!(
+        metrics.contains("\nvault_proxy_retries_after_403_total 0\n"),
+        "{metrics}"
+    );
+
     kill("TERM", pid);
     let started = Instant::now();
     let status = loop {

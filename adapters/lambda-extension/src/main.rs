@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use vault_client::VaultClient;
 use vault_proxy::{
-    Listener, Metrics, Proxy, SecretFiles, Settings, TokenManager, client_config_from_lookup,
+    Listener, Metrics, Proxy, SecretFiles, Settings, TokenManager, lambda_client_config_from_lookup,
 };
 
 /// A failure during init, with the type reported to Lambda.
@@ -208,7 +208,7 @@ struct Early {
 /// Everything before `register`: configuration, the proxy's listener, and
 /// when there are secret files, the login and the files.
 async fn before_register(settings: Settings) -> Result<Early, InitFailure> {
-    let client_config = client_config_from_lookup(env).map_err(InitFailure::config)?;
+    let client_config = lambda_client_config_from_lookup(env).map_err(InitFailure::config)?;
     let auth = auth::auth_from_lookup(env).map_err(InitFailure::config)?;
     let listener = if settings.run_mode.proxy() {
         Some(Listener::bind(&settings.proxy.listen).await.map_err(|e| {

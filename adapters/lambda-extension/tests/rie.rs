@@ -165,3 +165,103 @@ async fn a_bad_vault_addr_is_reported_at_init() {
         "{logs}"
     );
 }
+
+/// File mode with `env` (plus the address and a secret to write): invokes
+/// once and returns the invoke's status, body and the logs, and how long the
+/// invoke (which runs the init) took.
+async fn init_with(bao: &OpenBao, env: Vec<(&str, String)>) -> (u16, String, String, Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_RUN_MODE", "file".into()),
+        ("VAULT_SECRET_PATH", "secret/data/app".into()),
+        (
+            "VAULT_SECRET_FILE",
+            dir.path().join("secret.json").display().to_string(),
+        ),
+    ];
+    all.extend(env);
+    let rie = Rie::start(config(all)).await;
+    let started = Instant::now();
+    let (status, body) = rie.invoke(&json!({"path": "secret/data/app"})).await;
+    let took = started.elapsed();
+    let logs = rie.shutdown().await;
+    (status, body, logs, took)
+}
+
+#[tokio::test]
+async fn permanent_login_errors_reach_init_error_at_once_and_never_lock_the_approle_out() {
+    let bao = OpenBao::start().await;
+    let (role_id, secret_id) = setup(&bao).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_id_file = dir.path().join("secret-id");
+    std::fs::write(&secret_id_file, &secret_id).unwrap();
+    let role_dir = dir.path().join("role-id-dir");
+    std::fs::create_dir(&role_dir).unwrap();
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "role_id file missing",
+            vec![
+                (
+                    "VAULT_ROLE_ID_FILE",
+                    dir.path().join("missing").display().to_string(),
+                ),
+                ("VAULT_SECRET_ID_FILE", secret_id_file.display().to_string()),
+            ],
+            "cannot read the role_id file",
+        ),
+        (
+            "role_id file is a directory",
+            vec![
+                ("VAULT_ROLE_ID_FILE", role_dir.display().to_string()),
+                ("VAULT_SECRET_ID_FILE", secret_id_file.display().to_string()),
+            ],
+            "cannot read the role_id file",
+        ),
+        (
+            "secret_id refused",
+            vec![
+                ("VAULT_ROLE_ID", role_id.clone()),
+                ("VAULT_SECRET_ID", "wrong-secret-id-5b7e".into()),
+            ],
+            "vault refused the role_id/secret_id",
+        ),
+        (
+            "role unknown",
+            vec![
+                ("VAULT_ROLE_ID", "no-such-role-id".into()),
+                ("VAULT_SECRET_ID", secret_id.clone()),
+            ],
+            "vault refused the role_id/secret_id",
+        ),
+    ];
+    for (case, env, want) in cases {
+        let (status, body, logs, took) = init_with(&bao, env).await;
+        eprintln!("{case}: the invoke failed the init after {took:?}");
+        let all = format!("{status} {body}\n{logs}");
+        assert_ne!(status, 200, "{case}: {all}");
+        assert!(all.contains("Extension.AuthError"), "{case}: {all}");
+        assert!(logs.contains(want), "{case}: {all}");
+        assert!(!all.contains("Task timed out"), "{case}: {all}");
+        // The login wait is 10 s (Lambda's whole init): a permanent error
+        // must not wait for it.
+        assert!(
+            took < Duration::from_secs(8),
+            "{case}: the init took {took:?}\n{all}"
+        );
+        assert!(!logs.contains(&secret_id), "{case}: the secret_id leaked");
+    }
+
+    // The refused secret_id was not sent again and again: OpenBao's AppRole
+    // lockout (5 failed attempts) did not trip, the right one still works.
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let login = http
+        .post(format!("{}/v1/auth/approle/login", bao.addr()))
+        .json(&json!({"role_id": role_id, "secret_id": secret_id}))
+        .send()
+        .await
+        .unwrap();
+    let status = login.status();
+    assert_eq!(status, 200, "{}", login.text().await.unwrap());
+}
