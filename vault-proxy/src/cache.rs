@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
@@ -116,7 +116,9 @@ pub(crate) struct Cached {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
     /// When the proxy sent the read to Vault: the value is at least this recent.
-    pub(crate) fetched: Instant,
+    fetched: Instant,
+    /// The same by the wall clock, which also runs while a Lambda is frozen.
+    fetched_wall: SystemTime,
     /// How long after `fetched` it may be served (zero: never stored).
     pub(crate) ttl: Duration,
     limit: Limit,
@@ -126,6 +128,17 @@ pub(crate) struct Cached {
     refreshing: AtomicBool,
     /// The generation of its scope when the read was sent.
     scope: Generation,
+}
+
+impl Cached {
+    /// Time since the proxy sent the read to Vault, by the longer of the
+    /// monotonic clock and the wall clock (a frozen Lambda process).
+    pub(crate) fn age(&self) -> Duration {
+        let wall = SystemTime::now()
+            .duration_since(self.fetched_wall)
+            .unwrap_or_default();
+        self.fetched.elapsed().max(wall)
+    }
 }
 
 /// A scope's write counter and the value it had when a read was sent.
@@ -283,7 +296,7 @@ impl ResponseCache {
     /// background re-read ([`ResponseCache::refresh`]) for it.
     pub(crate) async fn lookup(&self, key: &Key) -> Option<(Arc<Cached>, bool)> {
         let entry = self.inner.store.get(key).await?;
-        let age = entry.fetched.elapsed();
+        let age = entry.age();
         if !entry.scope.current() {
             self.drop_entry(key, &entry, Event::CacheEvictionWrite)
                 .await;
@@ -368,7 +381,7 @@ impl ResponseCache {
     ) -> Shared<BoxFuture<'static, Outcome>> {
         let scope = lock(&self.inner.scopes).generation(key.scope());
         let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-        let fetched = Instant::now();
+        let fetched = (Instant::now(), SystemTime::now());
         let this = self.clone();
         let (task_key, task_scope) = (key.clone(), scope.clone());
         let task = tokio::spawn(async move {
@@ -419,7 +432,7 @@ impl ResponseCache {
     }
 
     /// The entry for a response (ttl zero: not to be stored).
-    fn entry(&self, f: Fetched, fetched: Instant, scope: Generation) -> Cached {
+    fn entry(&self, f: Fetched, fetched: (Instant, SystemTime), scope: Generation) -> Cached {
         let rules = if f.status.is_success() {
             self.rules_for(&f.body)
         } else {
@@ -438,7 +451,8 @@ impl ResponseCache {
             status: f.status,
             headers: f.headers,
             body: f.body,
-            fetched,
+            fetched: fetched.0,
+            fetched_wall: fetched.1,
             ttl,
             limit,
             refresh_after,

@@ -635,10 +635,7 @@ fn cached_response(entry: &Cached, hit: bool) -> Response<ProxyBody> {
         HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
     );
     if hit {
-        h.insert(
-            header::AGE,
-            HeaderValue::from(entry.fetched.elapsed().as_secs()),
-        );
+        h.insert(header::AGE, HeaderValue::from(entry.age().as_secs()));
     }
     r
 }
