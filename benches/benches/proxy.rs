@@ -1,5 +1,6 @@
 //! Proxy throughput and latency, in one run on this machine: direct to
-//! OpenBao with an AppRole token vs our proxy (no cache; cache hit) vs
+//! OpenBao with an AppRole token vs our proxy (no cache; cache hit; cache hit
+//! while the entry is re-read ahead of its staleness bound) vs
 //! `bao proxy` (approle auto-auth, `use_auto_auth_token = "force"`,
 //! `cache {}`), at 1, 4 and 16 keep-alive connections. Then the Lambda
 //! extension: release binary size, exec-to-register time in proxy mode
@@ -25,7 +26,9 @@ use serde_json::{Value, json};
 use testkit::OpenBao;
 use vault_aws_benches::{Latencies, Table, fmt_duration};
 use vault_client::{ClientConfig, SecretString, VaultClient};
-use vault_proxy::{Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager};
+use vault_proxy::{
+    CacheConfig, Event, Listen, Listener, Metrics, Proxy, ProxyConfig, TokenConfig, TokenManager,
+};
 
 /// Requests, wall time and latencies of one or more load slices.
 #[derive(Default)]
@@ -124,8 +127,15 @@ async fn setup(bao: &OpenBao) -> (String, String) {
 
 /// Our proxy on its own thread with a current-thread runtime, as in the
 /// Lambda extension.
-fn start_our_proxy(vault: String, role_id: String, secret_id: String) -> SocketAddr {
+fn start_our_proxy(
+    vault: String,
+    role_id: String,
+    secret_id: String,
+    cache: CacheConfig,
+) -> (SocketAddr, Arc<Metrics>) {
     let (tx, rx) = std::sync::mpsc::channel();
+    let metrics = Arc::new(Metrics::new());
+    let ours = Arc::clone(&metrics);
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -138,15 +148,11 @@ fn start_our_proxy(vault: String, role_id: String, secret_id: String) -> SocketA
                 &role_id,
                 Some(SecretString::from(secret_id)),
             ));
-            let tokens = TokenManager::new(
-                client,
-                auth,
-                TokenConfig::default(),
-                Arc::new(Metrics::new()),
-            );
+            let tokens = TokenManager::new(client, auth, TokenConfig::default(), metrics);
             tokens.start();
             let config = ProxyConfig {
                 listen: Listen::Tcp("127.0.0.1:0".parse().unwrap()),
+                cache,
                 ..ProxyConfig::default()
             };
             let listener = Listener::bind(&config.listen).await.unwrap();
@@ -157,7 +163,7 @@ fn start_our_proxy(vault: String, role_id: String, secret_id: String) -> SocketA
                 .unwrap();
         });
     });
-    rx.recv().unwrap()
+    (rx.recv().unwrap(), ours)
 }
 
 struct Killed(Child);
@@ -251,13 +257,32 @@ async fn proxies(bao: &OpenBao, role_id: &str, secret_id: &str, secs: f64) {
         .await
         .unwrap();
     let token = login["auth"]["client_token"].as_str().unwrap().to_owned();
-    let ours = start_our_proxy(bao.addr(), role_id.to_owned(), secret_id.to_owned());
+    let (ours, _) = start_our_proxy(
+        bao.addr(),
+        role_id.to_owned(),
+        secret_id.to_owned(),
+        CacheConfig::default(),
+    );
+    // The same proxy with a 200 ms staleness bound: every 150 ms the entry is
+    // re-read in the background while hits keep being served (about five
+    // times per slice; the entry ends between slices, so each slice starts
+    // with a miss).
+    let (refreshing, refreshing_metrics) = start_our_proxy(
+        bao.addr(),
+        role_id.to_owned(),
+        secret_id.to_owned(),
+        CacheConfig {
+            max_staleness: Duration::from_millis(200),
+            ..CacheConfig::default()
+        },
+    );
     let dir = tempfile_dir();
     let (theirs, _bao_proxy) = start_bao_proxy(&bao.addr(), role_id, secret_id, &dir).await;
     let path = "/v1/secret/data/bench";
     let direct = addr_of(&bao.addr());
     let req = ("X-Vault-Request", "true".to_owned());
-    let cases: [Case<'_>; 4] = [
+    let cache = ("X-Vault-Cache-Control", "cache".to_owned());
+    let cases: [Case<'_>; 5] = [
         (
             "direct (AppRole token)",
             direct,
@@ -267,10 +292,16 @@ async fn proxies(bao: &OpenBao, role_id: &str, secret_id: &str, secs: f64) {
         (
             "vault-proxy, cache hit",
             ours,
-            vec![req.clone(), ("X-Vault-Cache-Control", "cache".to_owned())],
+            vec![req.clone(), cache.clone()],
+        ),
+        (
+            "vault-proxy, cache hit, refresh ahead (200 ms bound)",
+            refreshing,
+            vec![req.clone(), cache.clone()],
         ),
         ("bao proxy (cache {})", theirs, vec![req.clone()]),
     ];
+    const BAO: usize = 4;
     // Warm up every path (logins, connection pools, the cache entry).
     for (_, addr, headers) in &cases {
         load(*addr, path, headers, 4, 0.3).await;
@@ -295,7 +326,7 @@ async fn proxies(bao: &OpenBao, role_id: &str, secret_id: &str, secs: f64) {
             }
         }
         let direct_rps = results[0].rps();
-        let bao_rps = results[3].rps();
+        let bao_rps = results[BAO].rps();
         for ((name, _, _), m) in cases.iter().zip(results.iter_mut()) {
             let rps = m.rps();
             table.row([
@@ -314,6 +345,14 @@ async fn proxies(bao: &OpenBao, role_id: &str, secret_id: &str, secs: f64) {
          2 cores shared by client, proxies and OpenBao)\n"
     );
     println!("{table}");
+    let m = &refreshing_metrics;
+    println!(
+        "refresh-ahead proxy: {} hits, {} misses, {} refreshes ahead, {} hits served while re-reading",
+        m.get(Event::CacheHit),
+        m.get(Event::CacheMiss),
+        m.get(Event::CacheRefreshAhead),
+        m.get(Event::CacheStaleServe),
+    );
 }
 
 fn tempfile_dir() -> PathBuf {

@@ -129,6 +129,11 @@ pub struct CacheConfig {
     /// Longest time a response is served from the cache (`VAULT_DEFAULT_CACHE_TTL`, default 5m);
     /// a leased response never outlives its lease.
     pub default_ttl: Duration,
+    /// Longest time after the proxy read a value from Vault that the value is
+    /// served from the cache, so a write made elsewhere (not through this proxy)
+    /// shows within it (`VAULT_CACHE_MAX_STALENESS`, default 1m). Hot entries
+    /// are re-read in the background after three quarters of it.
+    pub max_staleness: Duration,
     /// Most entries (`VAULT_CACHE_MAX_ENTRIES`, default 10000).
     pub max_entries: u64,
     /// Most bytes of cached bodies (`VAULT_CACHE_MAX_BYTES`, default 64 MiB).
@@ -142,6 +147,7 @@ impl Default for CacheConfig {
         Self {
             enabled_by_default: false,
             default_ttl: Duration::from_secs(300),
+            max_staleness: Duration::from_secs(60),
             max_entries: 10_000,
             max_bytes: 64 << 20,
             max_entry_bytes: 1 << 20,
@@ -283,6 +289,9 @@ impl Settings {
         }
         if let Some(v) = get("VAULT_DEFAULT_CACHE_TTL") {
             proxy.cache.default_ttl = parse_duration("VAULT_DEFAULT_CACHE_TTL", &v)?;
+        }
+        if let Some(v) = get("VAULT_CACHE_MAX_STALENESS") {
+            proxy.cache.max_staleness = positive("VAULT_CACHE_MAX_STALENESS", &v)?;
         }
         if let Some(v) = get("VAULT_CACHE_MAX_ENTRIES") {
             proxy.cache.max_entries = parse_u64("VAULT_CACHE_MAX_ENTRIES", &v)?;
@@ -610,6 +619,7 @@ mod tests {
         assert!(s.proxy.guard.enabled);
         assert!(s.proxy.guard.secret_header.is_none());
         assert!(!s.proxy.cache.enabled_by_default);
+        assert_eq!(s.proxy.cache.max_staleness, Duration::from_secs(60));
         assert_eq!(s.token.grace, DEFAULT_GRACE);
         assert!(s.files.secrets.is_empty());
         assert_eq!(s.log_level, "info");
@@ -623,6 +633,7 @@ mod tests {
                 ("VAULT_TOKEN_EXPIRY_GRACE_PERIOD", "3s"),
                 ("VAULT_DEFAULT_CACHE_TTL", "15m"),
                 ("VAULT_DEFAULT_CACHE_ENABLED", "true"),
+                ("VAULT_CACHE_MAX_STALENESS", "20s"),
                 ("VAULT_SECRET_PATH", "/v1/secret/data/app"),
                 ("VAULT_SECRET_NAMES", "DB"),
                 ("VAULT_SECRET_PATH_DB", "database/creds/app"),
@@ -638,6 +649,7 @@ mod tests {
         assert_eq!(s.files.grace, Duration::from_secs(3));
         assert_eq!(s.proxy.cache.default_ttl, Duration::from_secs(900));
         assert!(s.proxy.cache.enabled_by_default);
+        assert_eq!(s.proxy.cache.max_staleness, Duration::from_secs(20));
         assert_eq!(
             s.files.secrets,
             vec![
@@ -676,6 +688,11 @@ mod tests {
                 "VAULT_DEFAULT_CACHE_ENABLED",
                 "yes",
                 "VAULT_DEFAULT_CACHE_ENABLED is invalid",
+            ),
+            (
+                "VAULT_CACHE_MAX_STALENESS",
+                "0s",
+                "VAULT_CACHE_MAX_STALENESS is invalid: it is zero; expected a positive duration",
             ),
             (
                 "VAULT_TOKEN_EXPIRY_GRACE_PERIOD",

@@ -22,6 +22,12 @@ pub struct Metrics {
     retries_after_403: AtomicU64,
     cache_hits: AtomicU64,
     cache_misses: AtomicU64,
+    cache_evictions_write: AtomicU64,
+    cache_evictions_ttl: AtomicU64,
+    cache_evictions_bound: AtomicU64,
+    cache_evictions_size: AtomicU64,
+    cache_refreshes_ahead: AtomicU64,
+    cache_stale_serves: AtomicU64,
     logins: AtomicU64,
     login_failures: AtomicU64,
     renewals: AtomicU64,
@@ -51,6 +57,19 @@ pub enum Event {
     CacheHit,
     /// A cacheable request went to Vault.
     CacheMiss,
+    /// A cache entry was dropped because a write through the proxy may have
+    /// changed it.
+    CacheEvictionWrite,
+    /// A cache entry reached `VAULT_DEFAULT_CACHE_TTL` or its lease.
+    CacheEvictionTtl,
+    /// A cache entry reached `VAULT_CACHE_MAX_STALENESS`.
+    CacheEvictionBound,
+    /// A cache entry made room for others (entry or byte bound).
+    CacheEvictionSize,
+    /// A hot cache entry was re-read in the background before its end.
+    CacheRefreshAhead,
+    /// A hit was served while its entry was due for a re-read.
+    CacheStaleServe,
     /// A login succeeded.
     Login,
     /// A login failed.
@@ -77,13 +96,23 @@ impl Metrics {
 
     /// Counts one `event`.
     pub fn inc(&self, event: Event) {
-        let counter = match event {
+        self.counter(event).fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn counter(&self, event: Event) -> &AtomicU64 {
+        match event {
             Event::Request => &self.requests,
             Event::Rejected => &self.rejected,
             Event::UpstreamFailure => &self.upstream_failures,
             Event::RetryAfter403 => &self.retries_after_403,
             Event::CacheHit => &self.cache_hits,
             Event::CacheMiss => &self.cache_misses,
+            Event::CacheEvictionWrite => &self.cache_evictions_write,
+            Event::CacheEvictionTtl => &self.cache_evictions_ttl,
+            Event::CacheEvictionBound => &self.cache_evictions_bound,
+            Event::CacheEvictionSize => &self.cache_evictions_size,
+            Event::CacheRefreshAhead => &self.cache_refreshes_ahead,
+            Event::CacheStaleServe => &self.cache_stale_serves,
             Event::Login => &self.logins,
             Event::LoginFailure => &self.login_failures,
             Event::Renewal => &self.renewals,
@@ -92,29 +121,12 @@ impl Metrics {
             Event::LeaseRenewalFailure => &self.lease_renewal_failures,
             Event::FileWrite => &self.file_writes,
             Event::FileFailure => &self.file_failures,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// How many times `event` was counted.
     pub fn get(&self, event: Event) -> u64 {
-        let counter = match event {
-            Event::Request => &self.requests,
-            Event::Rejected => &self.rejected,
-            Event::UpstreamFailure => &self.upstream_failures,
-            Event::RetryAfter403 => &self.retries_after_403,
-            Event::CacheHit => &self.cache_hits,
-            Event::CacheMiss => &self.cache_misses,
-            Event::Login => &self.logins,
-            Event::LoginFailure => &self.login_failures,
-            Event::Renewal => &self.renewals,
-            Event::RenewalFailure => &self.renewal_failures,
-            Event::LeaseRenewal => &self.lease_renewals,
-            Event::LeaseRenewalFailure => &self.lease_renewal_failures,
-            Event::FileWrite => &self.file_writes,
-            Event::FileFailure => &self.file_failures,
-        };
-        counter.load(Ordering::Relaxed)
+        self.counter(event).load(Ordering::Relaxed)
     }
 
     /// Counts a response the proxy sent, by status class.
@@ -223,6 +235,38 @@ impl Metrics {
                 self.get(event)
             );
         }
+        let cache: [(&str, &str, Event); 2] = [
+            (
+                "vault_proxy_cache_refreshes_ahead_total",
+                "Cache entries re-read in the background before their end",
+                Event::CacheRefreshAhead,
+            ),
+            (
+                "vault_proxy_cache_stale_serves_total",
+                "Cache hits served while their entry was being re-read",
+                Event::CacheStaleServe,
+            ),
+        ];
+        for (name, help, event) in cache {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}.\n# TYPE {name} counter\n{name} {}",
+                self.get(event)
+            );
+        }
+        let name = "vault_proxy_cache_evictions_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Cache entries dropped, by cause: write (a write through the proxy may have changed it), ttl (VAULT_DEFAULT_CACHE_TTL or the lease), bound (VAULT_CACHE_MAX_STALENESS), size (room for others).\n# TYPE {name} counter"
+        );
+        for (cause, event) in [
+            ("write", Event::CacheEvictionWrite),
+            ("ttl", Event::CacheEvictionTtl),
+            ("bound", Event::CacheEvictionBound),
+            ("size", Event::CacheEvictionSize),
+        ] {
+            let _ = writeln!(out, "{name}{{cause=\"{cause}\"}} {}", self.get(event));
+        }
         let _ = writeln!(
             out,
             "# HELP vault_proxy_responses_total Responses sent, by status class.\n# TYPE vault_proxy_responses_total counter"
@@ -265,6 +309,8 @@ mod tests {
         m.inc(Event::Request);
         m.inc(Event::Request);
         m.inc(Event::CacheHit);
+        m.inc(Event::CacheEvictionWrite);
+        m.inc(Event::CacheRefreshAhead);
         m.response(200);
         m.response(503);
         m.upstream_latency(Duration::from_micros(700));
@@ -272,6 +318,22 @@ mod tests {
         let text = m.render();
         assert!(text.contains("vault_proxy_requests_total 2\n"), "{text}");
         assert!(text.contains("vault_proxy_cache_hits_total 1\n"), "{text}");
+        assert!(
+            text.contains("vault_proxy_cache_evictions_total{cause=\"write\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vault_proxy_cache_evictions_total{cause=\"bound\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vault_proxy_cache_refreshes_ahead_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vault_proxy_cache_stale_serves_total 0\n"),
+            "{text}"
+        );
         assert!(
             text.contains("vault_proxy_responses_total{class=\"5xx\"} 1\n"),
             "{text}"

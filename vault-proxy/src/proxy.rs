@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CacheControl, Cached, Key, ResponseCache};
+use crate::cache::{CacheControl, Cached, Fetch, FetchError, Fetched, Key, ResponseCache};
 use crate::config::{GuardConfig, Listen, METRICS_PATH, ProxyConfig};
 use crate::metrics::{Event, Metrics};
 use crate::token::{Token, TokenError, TokenManager, error_chain};
@@ -161,7 +161,10 @@ impl Proxy {
                 upstream: Upstream::new(client.base_url()),
                 namespace,
                 guard: config.guard.clone(),
-                cache: Some(ResponseCache::new(config.cache.clone())),
+                cache: Some(ResponseCache::new(
+                    config.cache.clone(),
+                    Arc::clone(&metrics),
+                )),
                 max_retry_body: config.max_retry_body,
                 metrics,
                 tokens,
@@ -324,7 +327,18 @@ impl Proxy {
         }
 
         let body = self.request_body(&parts.headers, body).await?;
-        let (response, _) = self.forward(&parts, body).await?;
+        let result = self.forward(&parts, body).await;
+        if let Some(cache) = &st.cache {
+            // Before the caller sees the answer: read your writes.
+            let status = result.as_ref().ok().map(|(r, _)| r.status());
+            cache.written(
+                &parts.method,
+                parts.uri.path(),
+                self.namespace_of(&parts),
+                status,
+            );
+        }
+        let (response, _) = result?;
         Ok(stream_response(response))
     }
 
@@ -483,6 +497,15 @@ impl Proxy {
         }
     }
 
+    /// The namespace a request is sent to: its own header, else `VAULT_NAMESPACE`.
+    fn namespace_of<'a>(&'a self, parts: &'a http::request::Parts) -> Option<&'a [u8]> {
+        parts
+            .headers
+            .get(&X_VAULT_NAMESPACE)
+            .or(self.state.namespace.as_ref())
+            .map(HeaderValue::as_bytes)
+    }
+
     async fn cached(
         &self,
         cache: &ResponseCache,
@@ -495,107 +518,67 @@ impl Proxy {
                 .path_and_query()
                 .map_or("/", |p| p.as_str())
                 .to_owned(),
-            namespace: parts
-                .headers
-                .get(&X_VAULT_NAMESPACE)
-                .or(self.state.namespace.as_ref())
-                .map(|v| v.as_bytes().to_vec()),
+            namespace: self.namespace_of(parts).map(<[u8]>::to_vec),
         };
-        if recache {
-            self.state.metrics.inc(Event::CacheMiss);
-            return match self.fetch_for_cache(cache, parts).await {
-                Ok(entry) => {
-                    cache.store.insert(key, Arc::clone(&entry)).await;
-                    Ok(cached_response(&entry, false))
-                }
-                Err(Miss::NotCacheable(entry)) => {
-                    // The path no longer answers with something cacheable.
-                    cache.store.invalidate(&key).await;
-                    Ok(cached_response(&entry, false))
-                }
-                Err(Miss::Failed(f)) => Err(f),
-            };
-        }
-        for _ in 0..2 {
-            let entry = cache
-                .store
-                .entry(key.clone())
-                .or_try_insert_with(self.fetch_for_cache(cache, parts))
-                .await;
-            match entry {
-                Ok(entry) if entry.is_fresh() => {
-                    self.state.metrics.inc(Event::CacheMiss);
-                    return Ok(cached_response(entry.value(), false));
-                }
-                Ok(entry) if entry.value().is_live() => {
-                    self.state.metrics.inc(Event::CacheHit);
-                    return Ok(cached_response(entry.value(), true));
-                }
-                Ok(_) => cache.store.invalidate(&key).await,
-                Err(miss) => {
-                    self.state.metrics.inc(Event::CacheMiss);
-                    return match &*miss {
-                        Miss::NotCacheable(entry) => Ok(cached_response(entry, false)),
-                        Miss::Failed(f) => Err(Failure::new(f.status, f.message.clone())),
-                    };
-                }
+        if !recache && let Some((entry, refresh)) = cache.lookup(&key).await {
+            if refresh {
+                cache.refresh(&key, self.fetch_for_cache(parts));
             }
+            self.state.metrics.inc(Event::CacheHit);
+            return Ok(cached_response(&entry, true));
         }
-        Err(Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "vault-aws proxy: the cache entry expired twice while being read",
-        ))
+        self.state.metrics.inc(Event::CacheMiss);
+        let fetch = self.fetch_for_cache(parts);
+        let outcome = if recache {
+            cache.recache(&key, fetch).await
+        } else {
+            cache.fill(&key, fetch).await
+        };
+        match outcome {
+            Ok(entry) => Ok(cached_response(&entry, false)),
+            Err(e) => Err(Failure::new(e.status, e.message.clone())),
+        }
     }
 
-    async fn fetch_for_cache(
-        &self,
-        cache: &ResponseCache,
-        parts: &http::request::Parts,
-    ) -> Result<Arc<Cached>, Miss> {
-        let (response, _) = self
-            .forward(parts, ReqBody::Buffered(Bytes::new()))
-            .await
-            .map_err(Miss::Failed)?;
-        let status = response.status();
-        let mut headers = response.headers().clone();
-        strip_hop_by_hop(&mut headers);
-        let body = response.bytes().await.map_err(|e| {
-            Miss::Failed(Failure::new(
-                StatusCode::BAD_GATEWAY,
-                format!(
+    /// A GET of the request's path, as a task of its own (it outlives the
+    /// request when it refreshes an entry or other callers wait for it).
+    fn fetch_for_cache(&self, parts: &http::request::Parts) -> Fetch {
+        let this = self.clone();
+        let mut request = Request::new(());
+        *request.method_mut() = Method::GET;
+        *request.uri_mut() = parts.uri.clone();
+        *request.headers_mut() = parts.headers.clone();
+        let (parts, ()) = request.into_parts();
+        Box::pin(async move {
+            let (response, _) = this
+                .forward(&parts, ReqBody::Buffered(Bytes::new()))
+                .await
+                .map_err(|f| FetchError {
+                    status: f.status,
+                    message: f.message,
+                })?;
+            let status = response.status();
+            let mut headers = response.headers().clone();
+            strip_hop_by_hop(&mut headers);
+            let body = response.bytes().await.map_err(|e| FetchError {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!(
                     "vault-aws proxy: vault's response broke off: {}",
                     error_chain(&e.without_url())
                 ),
-            ))
-        })?;
-        let ttl = if status.is_success() {
-            cache.ttl_for(&body)
-        } else {
-            None
-        };
-        let entry = Arc::new(Cached {
-            status,
-            headers,
-            body,
-            stored: Instant::now(),
-            ttl: ttl.unwrap_or(Duration::ZERO),
-        });
-        match ttl {
-            Some(_) => Ok(entry),
-            None => Err(Miss::NotCacheable(entry)),
-        }
+            })?;
+            Ok(Fetched {
+                status,
+                headers,
+                body,
+            })
+        })
     }
 }
 
 enum ReqBody {
     Buffered(Bytes),
     Streaming(Incoming),
-}
-
-/// A response that is not stored: passed to every coalesced caller as it is.
-enum Miss {
-    NotCacheable(Arc<Cached>),
-    Failed(Failure),
 }
 
 async fn accept_error(e: std::io::Error) {
@@ -679,10 +662,7 @@ fn cached_response(entry: &Cached, hit: bool) -> Response<ProxyBody> {
         HeaderValue::from_static(if hit { "HIT" } else { "MISS" }),
     );
     if hit {
-        h.insert(
-            header::AGE,
-            HeaderValue::from(entry.stored.elapsed().as_secs()),
-        );
+        h.insert(header::AGE, HeaderValue::from(entry.age().as_secs()));
     }
     r
 }

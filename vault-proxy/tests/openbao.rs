@@ -581,3 +581,183 @@ async fn requests_wait_for_the_first_login() {
     );
     assert_eq!(p.metrics.get(Event::Login), 1, "one login for all of them");
 }
+
+/// The Python of the peers' client venv (`scripts/install-peers` installs
+/// hvac there); panics naming the install script when it is missing.
+fn client_python() -> std::path::PathBuf {
+    let python = testkit::peers_dir()
+        .join("clients")
+        .join("bin")
+        .join("python");
+    assert!(
+        python.exists(),
+        "the Vault client libraries are not installed at {}: run scripts/install-peers",
+        python.display()
+    );
+    python
+}
+
+#[tokio::test]
+async fn read_your_writes_with_hvac() {
+    let bao = OpenBao::start().await;
+    setup(&bao, "1h", "2h").await;
+    let root_client = root(&bao);
+    root_client
+        .request(Method::POST, "sys/namespaces/team")
+        .send()
+        .await
+        .unwrap();
+    root_client
+        .with_namespace(Some("team"))
+        .enable_secrets_engine("secret", "kv", Some(json!({"version": "2"})))
+        .await
+        .unwrap();
+    let all = r#"capabilities = ["create", "read", "update", "patch", "delete", "list"]"#;
+    root_client
+        .write_policy(
+            "app",
+            &format!("path \"secret/*\" {{ {all} }}\npath \"kv1/*\" {{ {all} }}\npath \"team/secret/*\" {{ {all} }}"),
+        )
+        .await
+        .unwrap();
+    // Every GET is cached, for far longer than the test runs.
+    let mut config = proxy_config();
+    config.guard.enabled = true;
+    config.cache = CacheConfig {
+        enabled_by_default: true,
+        default_ttl: Duration::from_secs(600),
+        max_staleness: Duration::from_secs(600),
+        ..CacheConfig::default()
+    };
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        config,
+    )
+    .await;
+    p.tokens.wait_ready(Duration::from_secs(10)).await.unwrap();
+
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("hvac_read_your_writes.py");
+    let out = tokio::process::Command::new(client_python())
+        .arg(&script)
+        .arg(&p.url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "hvac saw a stale read through the proxy:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("ok: every read saw the write"), "{stdout}");
+    // The reads were served from the cache (the second of each pair).
+    let hits = p.metrics.get(Event::CacheHit);
+    assert!(
+        hits >= 20,
+        "only {hits} cache hits: the cache was not in use"
+    );
+    assert!(
+        p.metrics.get(Event::CacheEvictionWrite) >= 1,
+        "writes evicted entries"
+    );
+}
+
+#[tokio::test]
+async fn writes_made_elsewhere_show_within_the_staleness_bound() {
+    let bao = OpenBao::start().await;
+    setup(&bao, "1h", "2h").await;
+    let bound = Duration::from_secs(4);
+    let mut config = proxy_config();
+    config.cache = CacheConfig {
+        enabled_by_default: true,
+        default_ttl: Duration::from_secs(600),
+        max_staleness: bound,
+        ..CacheConfig::default()
+    };
+    let p = start_proxy(
+        &bao.addr(),
+        approle(),
+        token_config(Duration::from_secs(10)),
+        config,
+    )
+    .await;
+    let http = http();
+    p.tokens.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let url = p.v1("secret/data/app");
+    let (_, h, body) = get(&http, &url, &[]).await;
+    assert_eq!(h["x-cache"], "MISS");
+    assert!(body.contains(KV_VALUE));
+
+    // Another process writes to Vault directly, while the entry is hot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    root(&bao)
+        .kv2("secret")
+        .write(
+            "app",
+            json!({"password": "written-elsewhere"})
+                .as_object()
+                .unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let written = Instant::now();
+    let mut new_from_cache = 0;
+    loop {
+        let asked = Instant::now();
+        let (status, h, body) = get(&http, &url, &[]).await;
+        assert_eq!(status, 200, "{body}");
+        let age: u64 = h["age"].to_str().unwrap_or("0").parse().unwrap_or(0);
+        if h["x-cache"] == "HIT" {
+            assert!(age < bound.as_secs(), "served {age} s old");
+        }
+        let fresh = body.contains("written-elsewhere");
+        // The bound, exactly: a request sent once it has passed since the
+        // write gets a value Vault was asked for after the write.
+        assert!(
+            fresh || asked.duration_since(written) < bound,
+            "still the old value {:?} after the write",
+            asked.duration_since(written)
+        );
+        if fresh && h["x-cache"] == "HIT" {
+            new_from_cache += 1;
+        }
+        if asked.duration_since(written) > bound * 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Hot: re-read in the background, so the new value came as a hit.
+    assert!(
+        p.metrics.get(Event::CacheRefreshAhead) >= 1,
+        "no refresh ahead"
+    );
+    assert!(
+        p.metrics.get(Event::CacheStaleServe) >= 1,
+        "no hit while re-reading"
+    );
+    assert!(
+        new_from_cache >= 1,
+        "the written value never came from the cache"
+    );
+    let metrics = http
+        .get(format!("{}{}", p.url, vault_proxy::METRICS_PATH))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("vault_proxy_cache_refreshes_ahead_total "),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vault_proxy_cache_evictions_total{cause=\"bound\"} "),
+        "{metrics}"
+    );
+}

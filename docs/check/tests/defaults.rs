@@ -108,6 +108,10 @@ fn proxy_and_extension_defaults() {
         duration(&doc, "VAULT_DEFAULT_CACHE_TTL")
     );
     assert_eq!(
+        s.proxy.cache.max_staleness,
+        duration(&doc, "VAULT_CACHE_MAX_STALENESS")
+    );
+    assert_eq!(
         s.proxy.cache.max_entries,
         number::<u64>(&doc, "VAULT_CACHE_MAX_ENTRIES")
     );
