@@ -999,12 +999,44 @@ async fn configured_handler_answers_random_properties_and_creates_nothing_on_fai
             }
         }
     }
+    // Truncated events (not JSON) against the configured handler: answered
+    // FAILED when a ResponseURL survives the cut, and nothing is created.
+    let text = json!({
+        "RequestType": "Create",
+        "ResponseURL": format!("{}/cut?X-Amz-Signature=abc", env.cfn.uri()),
+        "StackId": STACK, "RequestId": "cut", "LogicalResourceId": "ShopVaultAuth",
+        "ResourceProperties": props("ShopTruncated", json!({})),
+    })
+    .to_string();
+    let before = state(&env).await;
+    let mut cut_answers = 0;
+    for _ in 0..40 {
+        let cut = rng.usize(..text.len());
+        let outcome = env
+            .handler
+            .handle_bytes(&text.as_bytes()[..cut], None)
+            .await;
+        if let Some(response) = outcome.response {
+            assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+            assert_eq!(response.status, vault_approle::cfn::Status::Failed);
+            cut_answers += 1;
+        }
+    }
+    assert_eq!(
+        state(&env).await,
+        before,
+        "a truncated event created something"
+    );
     let received = env.cfn.received_requests().await.unwrap();
     let answered = received
         .iter()
         .filter(|r| r.url.path().starts_with("/fuzz/"))
         .count();
     assert_eq!(answered, 160);
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/cut").count(),
+        cut_answers
+    );
     println!("{succeeded} SUCCESS, {failed} FAILED");
     assert!(
         succeeded >= 10 && failed >= 50,
