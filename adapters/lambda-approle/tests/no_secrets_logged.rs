@@ -22,39 +22,44 @@ const SIGNATURE: &str = "X-Amz-Signature=9f3c1e0b7a5d4c2e8f6a1b3d5c7e9f0a";
 const BEARER: &str = "bearer-token-5b8e2d1f9c3a";
 const BUCKET: &str = "cfn-creds";
 
-/// The other Lambda binaries of the workspace, built (or found up to date)
-/// next to this package's `bootstrap`.
+/// The other Lambda binaries of the workspace, next to this package's
+/// `bootstrap`. `cargo test --workspace` (scripts/test) builds them before
+/// any test runs; when one is missing (this package tested alone) they are
+/// built here.
 fn workspace_binaries() -> Vec<(&'static str, PathBuf)> {
     let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"));
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-p",
-            "lambda-replicate",
-            "-p",
-            "vault-aws-lambda-authorizer",
-            "-p",
-            "vault-aws-examples",
-            "-p",
-            "vault-aws-lambda-extension",
-            "--bins",
-        ])
-        .status()
-        .unwrap();
-    assert!(status.success(), "cannot build the Lambda binaries");
-    [
+    let names = [
         "lambda-replicate",
         "lambda-authorizer",
         "proxy-function",
         "vault-aws-extension",
-    ]
-    .into_iter()
-    .map(|name| {
-        let path = bootstrap.with_file_name(name);
-        assert!(path.exists(), "{} missing", path.display());
-        (name, path)
-    })
-    .collect()
+    ];
+    if names.iter().any(|n| !bootstrap.with_file_name(n).exists()) {
+        let status = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "-p",
+                "lambda-replicate",
+                "-p",
+                "vault-aws-lambda-authorizer",
+                "-p",
+                "vault-aws-examples",
+                "-p",
+                "vault-aws-lambda-extension",
+                "--bins",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "cannot build the Lambda binaries");
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let path = bootstrap.with_file_name(name);
+            assert!(path.exists(), "{} missing", path.display());
+            (name, path)
+        })
+        .collect()
 }
 
 fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
