@@ -5,6 +5,8 @@
 //! configuration from the environment (see docs/approle.md) and runs the
 //! handler for every event. A configuration error does not stop it: every
 //! event then gets a FAILED answer naming the problem, so no stack hangs.
+//! EventBridge scheduled events run the scheduled rotation of the shared
+//! secret_ids (docs/approle.md, "Scheduled rotation").
 
 mod auth;
 
@@ -216,4 +218,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .layer(lambda_runtime::layers::TracingLayer::new())
         .run()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fraction;
+
+    #[test]
+    fn fractions_are_decimals_or_ratios() {
+        assert_eq!(parse_fraction("0.25"), Some(0.25));
+        assert_eq!(parse_fraction(" 1 / 4 "), Some(0.25));
+        assert_eq!(parse_fraction("1/3"), Some(1.0 / 3.0));
+        assert_eq!(parse_fraction("1/0"), None);
+        assert_eq!(parse_fraction("a third"), None);
+    }
 }
