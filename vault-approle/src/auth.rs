@@ -435,34 +435,108 @@ impl AppRoleAuth {
     }
 }
 
+/// Whether Vault refused the secret_id itself (expired, destroyed by a
+/// rotation, used up): OpenBao says "invalid secret id", Vault "invalid role
+/// or secret ID".
+fn is_secret_id_refusal(e: &vault_client::Error) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    (e.status() == Some(400) || e.is_permission_denied()) && text.contains("secret id")
+}
+
+fn same_secret(a: &Secret, b: &Secret) -> bool {
+    match (a, b) {
+        (Secret::None, Secret::None) => true,
+        (Secret::Plain(x), Secret::Plain(y)) | (Secret::Wrapped(x), Secret::Wrapped(y)) => {
+            bool::from(
+                x.expose_secret()
+                    .as_bytes()
+                    .ct_eq(y.expose_secret().as_bytes()),
+            )
+        }
+        _ => false,
+    }
+}
+
 #[async_trait]
 impl VaultAuth for AppRoleAuth {
+    /// Reads the credentials (from the store or files: at every login, so a
+    /// rotation is picked up) and logs in. When Vault refuses the secret_id
+    /// and the source then holds a different one (a rotation in between),
+    /// it retries once with that one; never more, so repeated refusals do
+    /// not trip Vault's AppRole lockout.
     async fn login(&self, client: &VaultClient) -> vault_client::Result<AuthInfo> {
         let (role_id, secret, mount, location) = self.resolve().await?;
+        let first = self
+            .login_with(client, &role_id, secret.clone(), &mount, &location)
+            .await;
+        match first {
+            Err(Attempt::Refused(e)) if !matches!(self.source, Source::Values { .. }) => {
+                let (role_id2, secret2, mount2, location2) = self.resolve().await?;
+                if role_id2 == role_id && same_secret(&secret, &secret2) {
+                    return Err(e);
+                }
+                tracing::info!(location = %location2, "the secret_id was refused and the credentials changed meanwhile: retrying once with the new ones");
+                self.login_with(client, &role_id2, secret2, &mount2, &location2)
+                    .await
+                    .map_err(Attempt::into_error)
+            }
+            other => other.map_err(Attempt::into_error),
+        }
+    }
+
+    fn method(&self) -> &'static str {
+        METHOD
+    }
+}
+
+/// A failed login: refused for the secret_id (worth one re-read) or not.
+enum Attempt {
+    Refused(vault_client::Error),
+    Other(vault_client::Error),
+}
+
+impl Attempt {
+    fn into_error(self) -> vault_client::Error {
+        match self {
+            Self::Refused(e) | Self::Other(e) => e,
+        }
+    }
+}
+
+impl AppRoleAuth {
+    async fn login_with(
+        &self,
+        client: &VaultClient,
+        role_id: &str,
+        secret: Secret,
+        mount: &str,
+        location: &str,
+    ) -> Result<AuthInfo, Attempt> {
         let secret_id = match secret {
             Secret::None => None,
             Secret::Plain(s) => Some(s),
             Secret::Wrapped(token) => Some(
-                self.unwrap_secret_id(client, &mount, &token, &location)
-                    .await?,
+                self.unwrap_secret_id(client, mount, &token, location)
+                    .await
+                    .map_err(Attempt::Other)?,
             ),
         };
         if let Ok(refused) = self.refused.lock()
             && let Some(r) = refused.as_ref()
-            && r.matches(&mount, &role_id, secret_id.as_ref())
+            && r.matches(mount, role_id, secret_id.as_ref())
         {
-            return Err(auth_err(
+            return Err(Attempt::Other(auth_err(
                 format!(
                     "not sending the role_id/secret_id from {location} again: vault refused them before ({}); \
                      a refused secret_id sent again counts towards the AppRole lockout; deliver a new secret_id",
                     r.reason
                 ),
                 None,
-            ));
+            )));
         }
         let result = client
-            .approle(&mount)
-            .login(&role_id, secret_id.as_ref())
+            .approle(mount)
+            .login(role_id, secret_id.as_ref())
             .await;
         match result {
             Ok(auth) => {
@@ -473,6 +547,7 @@ impl VaultAuth for AppRoleAuth {
             }
             Err(e) => {
                 let refused_by_vault = e.status() == Some(400) || e.is_permission_denied();
+                let secret_id_refused = is_secret_id_refusal(&e);
                 let message = if refused_by_vault {
                     format!(
                         "vault refused the role_id/secret_id from {location} (expired, used up, destroyed by a rotation, or bound to other CIDRs)"
@@ -482,19 +557,20 @@ impl VaultAuth for AppRoleAuth {
                 };
                 if refused_by_vault && let Ok(mut refused) = self.refused.lock() {
                     *refused = Some(Refused {
-                        mount: mount.clone(),
-                        role_id: Zeroizing::new(role_id.clone()),
+                        mount: mount.to_owned(),
+                        role_id: Zeroizing::new(role_id.to_owned()),
                         secret_id: secret_id.clone(),
                         reason: e.to_string(),
                     });
                 }
-                Err(auth_err(message, Some(Box::new(e))))
+                let e = auth_err(message, Some(Box::new(e)));
+                if secret_id_refused {
+                    Err(Attempt::Refused(e))
+                } else {
+                    Err(Attempt::Other(e))
+                }
             }
         }
-    }
-
-    fn method(&self) -> &'static str {
-        METHOD
     }
 }
 

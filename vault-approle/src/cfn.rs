@@ -15,6 +15,19 @@
 //! | `SecretIdBoundCidrs`, `TokenBoundCidrs` | comma-separated CIDRs or a list | none |
 //! | `Policies` | extra policies, comma-separated or a list | none |
 //! | `Delivery` | `shared` or `wrapped` | the handler's default (`shared`) |
+//! | `RoleName` | the Vault role name (two roles for one IAM role name) | derived from `Iam` |
+//!
+//! CloudFormation's own properties ([`CLOUDFORMATION_PROPERTIES`]:
+//! `ServiceToken`, `ServiceTimeout`) are accepted and ignored; an Update
+//! changing only them changes and rotates nothing.
+//!
+//! Ownership: the resource (StackId + LogicalResourceId) that creates a role
+//! is recorded with its credentials; a Create or Update onto another
+//! resource's role answers FAILED naming the owner, and a Delete from a
+//! non-owner answers SUCCESS touching nothing.
+//!
+//! EventBridge scheduled events ([`is_scheduled_event`]) run the scheduled
+//! rotation ([`CfnHandler::scheduled`]).
 //!
 //! Responses: `PhysicalResourceId` is the Vault role name (stable across
 //! updates of the same IAM role); `Data` has `RoleName`, `RoleId` and
@@ -38,6 +51,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{Error, Result};
 use crate::provision::Provisioner;
 use crate::spec::{DeliveryMode, RoleSpec, is_valid_role_name};
+use crate::store::Owner;
 
 /// Largest response body CloudFormation accepts.
 pub const MAX_BODY: usize = 4096;
@@ -125,6 +139,13 @@ impl CfnRequest {
             properties: props("ResourceProperties").unwrap_or_default(),
             old_properties: props("OldResourceProperties"),
         })
+    }
+
+    /// The resource as an [`Owner`] (`None` when the event lacks its
+    /// StackId or LogicalResourceId).
+    pub fn owner(&self) -> Option<Owner> {
+        (!self.stack_id.is_empty() && !self.logical_resource_id.is_empty())
+            .then(|| Owner::new(&self.stack_id, &self.logical_resource_id))
     }
 
     /// The deterministic physical id of a failed Create.
@@ -260,9 +281,13 @@ fn prop<'a>(props: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
         .map(|(_, v)| v)
 }
 
+/// Properties CloudFormation itself adds to `ResourceProperties`: accepted,
+/// ignored, and never a change of the resource.
+pub const CLOUDFORMATION_PROPERTIES: [&str; 2] = ["ServiceToken", "ServiceTimeout"];
+
 const KNOWN: [&str; 12] = [
-    "ServiceToken",
     "Service",
+    "RoleName",
     "Environment",
     "Iam",
     "TokenTtl",
@@ -351,20 +376,56 @@ fn prop_duration(props: &Map<String, Value>, name: &'static str) -> Result<Optio
         })
 }
 
+/// The properties that describe the resource: `props` without
+/// [`CLOUDFORMATION_PROPERTIES`], keys lower-cased (property names are
+/// case-insensitive).
+fn own_properties(props: &Map<String, Value>) -> std::collections::BTreeMap<String, &Value> {
+    props
+        .iter()
+        .filter(|(k, _)| {
+            !CLOUDFORMATION_PROPERTIES
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(k))
+        })
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+/// An error with every cause of its chain that its own message does not
+/// already say, e.g. `token login failed: cannot look up the token: error
+/// sending request for url (https://vault:8200/...): tcp connect error:
+/// Connection refused`. The crate's errors never hold a secret, nor do the
+/// causes they keep.
+pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = c.source();
+    }
+    message
+}
+
 /// Builds a [`RoleSpec`] from `ResourceProperties`; `default_delivery` is used
 /// when there is no `Delivery` property.
 pub fn spec_from_properties(
     props: &Map<String, Value>,
     default_delivery: DeliveryMode,
 ) -> Result<RoleSpec> {
-    if let Some(unknown) = props
-        .keys()
-        .find(|k| !KNOWN.iter().any(|known| known.eq_ignore_ascii_case(k)))
-    {
+    if let Some(unknown) = props.keys().find(|k| {
+        !KNOWN
+            .iter()
+            .chain(CLOUDFORMATION_PROPERTIES.iter())
+            .any(|known| known.eq_ignore_ascii_case(k))
+    }) {
         return Err(Error::invalid(
             format!("property {}", truncate(unknown, 64)),
             "it is not a known property",
-            format!("one of {}", KNOWN[1..].join(", ")),
+            format!("one of {}", KNOWN.join(", ")),
         ));
     }
     let required = |name: &str| -> Result<String> {
@@ -412,6 +473,9 @@ pub fn spec_from_properties(
         })?,
         None => default_delivery,
     };
+    if let Some(name) = prop_string(props, "RoleName")?.filter(|s| !s.is_empty()) {
+        builder = builder.vault_role(name);
+    }
     builder
         .secret_id_bound_cidrs(prop_list(props, "SecretIdBoundCidrs")?)
         .token_bound_cidrs(prop_list(props, "TokenBoundCidrs")?)
@@ -455,6 +519,7 @@ pub struct CfnHandler {
     margin: Duration,
     default_delivery: DeliveryMode,
     extra_response_hosts: Vec<String>,
+    rotate_below: f64,
 }
 
 struct Done {
@@ -499,6 +564,7 @@ impl CfnHandler {
             margin: DEFAULT_DEADLINE_MARGIN,
             default_delivery: DeliveryMode::Shared,
             extra_response_hosts: Vec::new(),
+            rotate_below: crate::provision::DEFAULT_ROTATE_BELOW,
         }
     }
 
@@ -542,10 +608,89 @@ impl CfnHandler {
         }
     }
 
-    /// Time kept free before the deadline to answer (default 5 s).
+    /// Time kept free before the deadline to answer (default 5 s). When the
+    /// time left is less than twice the margin (Lambda's default timeout is
+    /// 3 s), a third of it is kept instead, so the work still gets a budget.
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
         self.margin = margin;
         self
+    }
+
+    /// The margin used when `left` is the time until the deadline.
+    fn margin_for(&self, left: Duration) -> Duration {
+        if left >= self.margin * 2 {
+            return self.margin;
+        }
+        let margin = left / 3;
+        tracing::warn!(
+            left_ms = left.as_millis() as u64,
+            margin_ms = margin.as_millis() as u64,
+            configured_margin_ms = self.margin.as_millis() as u64,
+            "the invocation has less than twice the deadline margin left (is the function's Timeout short?): working with two thirds of it; raise the Timeout to 30 s or more"
+        );
+        margin
+    }
+
+    /// The fraction of a secret_id's TTL under which the scheduled rotation
+    /// replaces it (default one third).
+    pub fn rotate_below(mut self, fraction: f64) -> Self {
+        self.rotate_below = fraction;
+        self
+    }
+
+    /// Runs the scheduled rotation ([`Provisioner::rotate_due`]) and logs
+    /// its summary as one structured line. `Ok` is the summary
+    /// (`{"rotated": [...], "skipped": [...], "failed": [...]}`, each entry
+    /// `{role, detail}`); `Err` when the run could not start or a role
+    /// failed (the summary is then in the message).
+    pub async fn scheduled(
+        &self,
+        deadline: Option<SystemTime>,
+    ) -> std::result::Result<Value, String> {
+        let provisioner = match &self.provisioner {
+            Ok(p) => p,
+            Err(e) => {
+                let message = format!("scheduled rotation: the function is misconfigured: {e}");
+                tracing::error!(error = %message, "scheduled rotation not run");
+                return Err(message);
+            }
+        };
+        let until = deadline.map(|d| {
+            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+            SystemTime::now() + left.saturating_sub(self.margin_for(left))
+        });
+        let report = match provisioner.rotate_due(self.rotate_below, until).await {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!("scheduled rotation failed: {}", with_causes(&e));
+                tracing::error!(error = %message, "scheduled rotation not run");
+                return Err(message);
+            }
+        };
+        let summary = serde_json::to_value(&report).unwrap_or_default();
+        if report.failed.is_empty() {
+            tracing::info!(
+                rotated = report.rotated.len(),
+                skipped = report.skipped.len(),
+                failed = 0,
+                summary = %summary,
+                "scheduled rotation"
+            );
+            Ok(summary)
+        } else {
+            tracing::error!(
+                rotated = report.rotated.len(),
+                skipped = report.skipped.len(),
+                failed = report.failed.len(),
+                summary = %summary,
+                "scheduled rotation"
+            );
+            Err(format!(
+                "scheduled rotation: {} of {} roles failed: {summary}",
+                report.failed.len(),
+                report.rotated.len() + report.skipped.len() + report.failed.len()
+            ))
+        }
     }
 
     /// Delivery mode when the resource has no `Delivery` property.
@@ -630,11 +775,14 @@ impl CfnHandler {
             self.default_delivery,
         ));
         let abort = work.abort_handle();
-        let budget = deadline.map(|d| {
-            d.duration_since(SystemTime::now())
-                .unwrap_or_default()
-                .saturating_sub(self.margin)
-        });
+        let (budget, margin) = match deadline {
+            Some(d) => {
+                let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+                let margin = self.margin_for(left);
+                (Some(left.saturating_sub(margin)), margin)
+            }
+            None => (None, self.margin),
+        };
         let joined = match budget {
             Some(budget) => match tokio::time::timeout(budget, work).await {
                 Ok(j) => Some(j),
@@ -660,10 +808,18 @@ impl CfnHandler {
             ),
             None => Done::failed(
                 fallback_id,
-                format!(
-                    "timed out: the Lambda deadline was near ({}s margin); vault or S3 did not answer in time. Check the function's network access and timeout, then retry",
-                    self.margin.as_secs()
-                ),
+                if margin < self.margin {
+                    format!(
+                        "timed out: the function's timeout is shorter than twice the {:.1}s kept to answer CloudFormation, so the work had only {:.1}s; vault or S3 did not answer in time. Raise the function's Timeout (30 s or more), then retry",
+                        self.margin.as_secs_f64(),
+                        budget.unwrap_or_default().as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "timed out: the Lambda deadline was near ({:.1}s margin); vault or S3 did not answer in time. Check the function's network access and timeout, then retry",
+                        margin.as_secs_f64()
+                    )
+                },
             ),
         };
         let mut response = CfnResponse::new(&request, done.status, done.physical_id, done.reason);
@@ -726,6 +882,13 @@ impl CfnHandler {
     }
 }
 
+/// Whether `event` is an EventBridge scheduled event (`"detail-type":
+/// "Scheduled Event"`), which runs [`CfnHandler::scheduled`].
+pub fn is_scheduled_event(event: &Value) -> bool {
+    event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        && event.get("ResponseURL").is_none()
+}
+
 fn salvage_response_url(text: &str) -> Option<String> {
     let start = text.find("\"ResponseURL\"")? + "\"ResponseURL\"".len();
     let rest = text[start..]
@@ -761,12 +924,12 @@ async fn process(
                 Err(e) => return Done::failed(id, format!("the function is misconfigured: {e}")),
             };
             let spec = match spec_from_properties(&request.properties, default_delivery) {
-                Ok(s) => s,
+                Ok(s) => s.owned_by(request.owner()),
                 Err(e) => return Done::failed(id, e.to_string()),
             };
             match provisioner.provision(&spec).await {
                 Ok(p) => success(p, "created"),
-                Err(e) => Done::failed(id, format!("create failed: {e}")),
+                Err(e) => Done::failed(id, format!("create failed: {}", with_causes(&e))),
             }
         }
         RequestType::Update => {
@@ -781,24 +944,49 @@ async fn process(
                 }
             };
             let spec = match spec_from_properties(&request.properties, default_delivery) {
-                Ok(s) => s,
+                Ok(s) => s.owned_by(request.owner()),
                 Err(e) => return Done::failed(old_id, e.to_string()),
             };
             let new_name = match spec.role_name() {
                 Ok(n) => n,
                 Err(e) => return Done::failed(old_id, e.to_string()),
             };
+            let unchanged = request
+                .old_properties
+                .as_ref()
+                .is_some_and(|old| own_properties(old) == own_properties(&request.properties));
+            if new_name == old_id && unchanged {
+                // Only ServiceToken or ServiceTimeout changed (or nothing):
+                // not a change of the resource, nothing is rotated.
+                match provisioner.current(&spec).await {
+                    Ok(Some(p)) => return success(p, "unchanged"),
+                    Ok(None) => {} // gone: converge below
+                    Err(e) => {
+                        return Done::failed(old_id, format!("update failed: {}", with_causes(&e)));
+                    }
+                }
+            }
             if new_name == old_id {
                 match provisioner.update(&spec).await {
                     Ok(p) => success(p, "updated in place"),
-                    Err(e) => Done::failed(old_id, format!("update failed: {e}")),
+                    Err(e) => Done::failed(old_id, format!("update failed: {}", with_causes(&e))),
                 }
             } else {
                 // A new IAM role: a new Vault role and a new physical id;
-                // CloudFormation then deletes the old one.
+                // CloudFormation then deletes the old one. The same for a
+                // resource of the serverless AppRole manager: its role is
+                // adopted under the new id.
+                let what = if is_legacy_physical_id(&old_id) {
+                    "adopted from the serverless AppRole manager"
+                } else {
+                    "replaced (new IAM role)"
+                };
                 match provisioner.provision(&spec).await {
-                    Ok(p) => success(p, "replaced (new IAM role)"),
-                    Err(e) => Done::failed(old_id, format!("update (replacement) failed: {e}")),
+                    Ok(p) => success(p, what),
+                    Err(e) => Done::failed(
+                        old_id,
+                        format!("update (replacement) failed: {}", with_causes(&e)),
+                    ),
                 }
             }
         }
@@ -811,6 +999,12 @@ async fn process(
                     data: Map::new(),
                 };
             };
+            if is_legacy_physical_id(&id) {
+                return match provisioner {
+                    Ok(p) => delete_legacy(&p, &request, id, default_delivery).await,
+                    Err(e) => Done::failed(id, format!("the function is misconfigured: {e}")),
+                };
+            }
             if id.starts_with(FAILED_CREATE_PREFIX) || !is_valid_role_name(&id) {
                 return Done {
                     status: Status::Success,
@@ -823,16 +1017,123 @@ async fn process(
                 Ok(p) => p,
                 Err(e) => return Done::failed(id, format!("the function is misconfigured: {e}")),
             };
-            match provisioner.deprovision(&id).await {
+            // The object's name: the role name, or in the old layout the
+            // name the properties give for this role.
+            let key = spec_from_properties(&request.properties, default_delivery)
+                .ok()
+                .filter(|s| s.role_name().ok().as_deref() == Some(id.as_str()))
+                .and_then(|s| provisioner.store_key(&s).ok())
+                .unwrap_or_else(|| id.clone());
+            match provisioner.owner_of(&key).await {
+                Ok(Some(owner)) if Some(&owner) != request.owner().as_ref() => {
+                    // Another resource's role: CloudFormation may delete this
+                    // resource, but the role stays.
+                    return Done {
+                        status: Status::Success,
+                        reason: format!(
+                            "nothing deleted: role {id} belongs to {owner}, not to this resource"
+                        ),
+                        physical_id: id,
+                        data: Map::new(),
+                    };
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    return Done::failed(id, format!("delete failed: {}", with_causes(&e)));
+                }
+            }
+            match provisioner.deprovision_keyed(&id, &key).await {
                 Ok(()) => Done {
                     status: Status::Success,
                     reason: format!("deleted role {id} and its credentials"),
                     physical_id: id,
                     data: Map::new(),
                 },
-                Err(e) => Done::failed(id, format!("delete failed: {e}")),
+                Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
             }
         }
+    }
+}
+
+/// Whether `id` is a physical id of kickstarter's serverless AppRole
+/// manager: the Lambda log stream name of the invocation that created the
+/// resource, `YYYY/MM/DD/[<version>]<hex>`.
+pub fn is_legacy_physical_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let Some(close) = id.find(']') else {
+        return false;
+    };
+    let hex = &id[close + 1..];
+    id.len() > 12
+        && digits(0..4)
+        && b[4] == b'/'
+        && digits(5..7)
+        && b[7] == b'/'
+        && digits(8..10)
+        && b[10] == b'/'
+        && b[11] == b'['
+        && !hex.is_empty()
+        && hex.bytes().all(|c| c.is_ascii_hexdigit())
+}
+
+/// A Delete carrying a serverless AppRole manager physical id: when the
+/// role named by the properties was adopted (it has an owner record),
+/// nothing is deleted (CloudFormation deletes the old id after the Update
+/// that adopted it); otherwise the role and its credentials are cleaned up,
+/// as the old tool would have done.
+async fn delete_legacy(
+    provisioner: &Provisioner,
+    request: &CfnRequest,
+    id: String,
+    default_delivery: DeliveryMode,
+) -> Done {
+    let spec = match spec_from_properties(&request.properties, default_delivery) {
+        Ok(s) => s,
+        Err(e) => {
+            return Done {
+                status: Status::Success,
+                reason: format!(
+                    "nothing deleted: a serverless AppRole manager resource whose properties name no role ({e})"
+                ),
+                physical_id: id,
+                data: Map::new(),
+            };
+        }
+    };
+    let (role, key) = match (spec.role_name(), provisioner.store_key(&spec)) {
+        (Ok(r), Ok(k)) => (r, k),
+        (Err(e), _) | (_, Err(e)) => {
+            return Done {
+                status: Status::Success,
+                reason: format!("nothing deleted: {e}"),
+                physical_id: id,
+                data: Map::new(),
+            };
+        }
+    };
+    match provisioner.owner_of(&key).await {
+        Ok(Some(owner)) => Done {
+            status: Status::Success,
+            reason: format!(
+                "nothing deleted: role {role} was adopted by {owner} (this is the serverless AppRole manager's old id)"
+            ),
+            physical_id: id,
+            data: Map::new(),
+        },
+        Ok(None) => match provisioner.deprovision_keyed(&role, &key).await {
+            Ok(()) => Done {
+                status: Status::Success,
+                reason: format!(
+                    "deleted role {role} and its credentials (a serverless AppRole manager resource)"
+                ),
+                physical_id: id,
+                data: Map::new(),
+            },
+            Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
+        },
+        Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
     }
 }
 
@@ -953,6 +1254,27 @@ mod tests {
         let local = CfnHandler::unconfigured("test").allow_response_url_hosts([" 127.0.0.1 "]);
         assert!(local.check_response_url("http://127.0.0.1:8080/r").is_ok());
         assert!(local.check_response_url("http://127.0.0.2:8080/r").is_err());
+    }
+
+    #[test]
+    fn legacy_physical_ids_are_log_stream_names() {
+        for id in [
+            "2025/03/14/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0",
+            "2019/11/02/[12]abcdef",
+        ] {
+            assert!(is_legacy_physical_id(id), "{id}");
+        }
+        for id in [
+            "shoptask",
+            "2025/03/14/shoptask",
+            "2025/03/14/[$LATEST]",
+            "2025/03/14/[$LATEST]xyz",
+            "25/03/14/[$LATEST]0f",
+            "vault-aws-failed-create-a-b",
+            "",
+        ] {
+            assert!(!is_legacy_physical_id(id), "{id}");
+        }
     }
 
     #[test]

@@ -46,6 +46,18 @@ pub enum Error {
         source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
+    /// The role belongs to another resource (another stack, or another
+    /// resource of the same stack).
+    #[error(
+        "approle role {role} belongs to {owner}; give this resource its own RoleName, or remove the role from that stack first"
+    )]
+    OwnedByOther {
+        /// The Vault role name.
+        role: String,
+        /// Its owner.
+        owner: crate::store::Owner,
+    },
+
     /// Delivered credentials are missing or cannot be used.
     #[error("approle credentials: {0}")]
     Credentials(String),

@@ -35,7 +35,7 @@
 //! | piece | does |
 //! |---|---|
 //! | [`RoleSpec`], [`role_name_from_iam`] | what a role looks like; validated, with errors naming the field |
-//! | [`Provisioner`] | `provision`, `update`, `rotate_secret_id`, `deprovision`: idempotent; the policy must exist |
+//! | [`Provisioner`] | `provision`, `update`, `rotate_secret_id`, `deprovision`: idempotent; the policy must exist; a role recorded as another [`Owner`]'s is never changed; `rotate_due`: the scheduled rotation ([`RotationReport`]) |
 //! | [`CredentialStore`] | [`S3CredentialStore`] (SSE-KMS or AES256, key `<prefix><role>`), [`DirectoryCredentialStore`] (0600 files) |
 //! | [`AppRoleAuth`] | a [`vault_client::VaultAuth`]: role_id/secret_id from values, files or a store; unwraps a wrapped secret_id once |
 //! | [`S3TokenAuth`] | a [`vault_client::VaultAuth`] for an orchestrator token kept in S3 |
@@ -60,14 +60,15 @@ pub use auth::AppRoleAuth;
 pub use auth::S3TokenAuth;
 pub use error::{Error, Result};
 pub use provision::{
-    DEFAULT_ROTATION_GRACE, DEFAULT_WRAP_TTL, Provisioned, Provisioner, ProvisionerOptions,
+    DEFAULT_ROTATE_BELOW, DEFAULT_ROTATION_GRACE, DEFAULT_WRAP_TTL, LEGACY_PREFIX, Provisioned,
+    Provisioner, ProvisionerOptions, RoleNote, RotationReport, StoreLayout,
 };
 #[cfg(feature = "s3")]
 pub use s3::{DEFAULT_PREFIX, S3Access, S3CredentialStore, S3CredentialStoreBuilder, S3Encryption};
 pub use spec::{
     DEFAULT_SECRET_ID_TTL, DEFAULT_TOKEN_MAX_TTL, DEFAULT_TOKEN_TTL, DeliveryMode, RoleSpec,
-    RoleSpecBuilder, is_valid_role_name, role_name_from_iam,
+    RoleSpecBuilder, iam_role_name_as_given, is_valid_role_name, role_name_from_iam,
 };
 #[cfg(any(test, feature = "test-util"))]
 pub use store::MockCredentialStore;
-pub use store::{CredentialStore, Credentials, DirectoryCredentialStore};
+pub use store::{CredentialStore, Credentials, DirectoryCredentialStore, Owner};

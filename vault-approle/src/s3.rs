@@ -321,6 +321,41 @@ impl CredentialStore for S3CredentialStore {
         Ok(())
     }
 
+    async fn list(&self) -> Result<Vec<String>> {
+        let client = self.access.client().await;
+        let mut roles = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&self.prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| {
+                    Error::store(
+                        format!("s3://{}/{}", self.bucket, self.prefix),
+                        format!("cannot list the objects: {}", DisplayErrorContext(&e)),
+                        Some(Box::new(e)),
+                    )
+                })?;
+            roles.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key()?.strip_prefix(self.prefix.as_str()))
+                    // Role names, or IAM role names in the old layout.
+                    .filter(|name| !name.is_empty() && !name.contains('/'))
+                    .map(str::to_owned),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        Ok(roles)
+    }
+
     fn location(&self, role: &str) -> String {
         format!("s3://{}/{}", self.bucket, self.key(role))
     }

@@ -89,6 +89,12 @@ pub struct RoleSpec {
     pub extra_policies: Vec<String>,
     /// How the secret_id is delivered.
     pub delivery: DeliveryMode,
+    /// The Vault role name, when it is not the one derived from the IAM
+    /// role (e.g. two roles for one IAM role name in two accounts).
+    pub vault_role: Option<String>,
+    /// The resource that owns the role; another owner's role is never
+    /// changed (see [`crate::Provisioner::provision`]).
+    pub owner: Option<crate::store::Owner>,
 }
 
 /// Builder of a [`RoleSpec`].
@@ -120,14 +126,34 @@ impl RoleSpec {
                 token_bound_cidrs: Vec::new(),
                 extra_policies: Vec::new(),
                 delivery: DeliveryMode::Shared,
+                vault_role: None,
+                owner: None,
             },
             num_uses_set: false,
         }
     }
 
-    /// The Vault role name, derived from the IAM role (see [`role_name_from_iam`]).
+    /// The Vault role name: [`RoleSpec::vault_role`] (lower-cased) when set,
+    /// else derived from the IAM role (see [`role_name_from_iam`]).
     pub fn role_name(&self) -> Result<String> {
-        role_name_from_iam(&self.iam_role)
+        match &self.vault_role {
+            Some(name) => {
+                let name = name.trim().to_ascii_lowercase();
+                if is_valid_role_name(&name) {
+                    Ok(name)
+                } else {
+                    Err(Error::invalid(
+                        "role name",
+                        format!(
+                            "{:?} is not a Vault role name",
+                            name.chars().take(80).collect::<String>()
+                        ),
+                        "1-128 letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'",
+                    ))
+                }
+            }
+            None => role_name_from_iam(&self.iam_role),
+        }
     }
 
     /// The policy the role is bound to: `<service>-<environment>`, lower case.
@@ -144,6 +170,14 @@ impl RoleSpec {
             }
         }
         all
+    }
+
+    /// The same spec with `owner` as its owner (none: unchanged).
+    pub fn owned_by(mut self, owner: Option<crate::store::Owner>) -> Self {
+        if owner.is_some() {
+            self.owner = owner;
+        }
+        self
     }
 
     /// Checks every field; the error names the field and the expected form.
@@ -229,6 +263,17 @@ impl RoleSpecBuilder {
     /// Delivery mode (default shared).
     pub fn delivery(mut self, mode: DeliveryMode) -> Self {
         self.spec.delivery = mode;
+        self
+    }
+    /// The Vault role name (default: derived from the IAM role).
+    pub fn vault_role(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.spec.vault_role = (!name.trim().is_empty()).then_some(name);
+        self
+    }
+    /// The resource that owns the role.
+    pub fn owner(mut self, owner: crate::store::Owner) -> Self {
+        self.spec.owner = Some(owner);
         self
     }
 
@@ -371,6 +416,30 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// The IAM role's name as given, case preserved: the last segment of an
+/// ARN `arn:aws:iam::<acct>:role/[path/]<name>`, or the name itself (the
+/// serverless AppRole manager's object names).
+pub fn iam_role_name_as_given(iam: &str) -> Result<String> {
+    let name = iam.trim().rsplit('/').next().unwrap_or("").trim();
+    let valid = (1..=64).contains(&name.len())
+        && !name.starts_with("arn:")
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c));
+    if valid {
+        Ok(name.to_owned())
+    } else {
+        Err(Error::invalid(
+            "IAM role",
+            format!(
+                "{:?} has no IAM role name",
+                iam.chars().take(80).collect::<String>()
+            ),
+            "an IAM role name (1-64 letters, digits or +=,.@_-) or its ARN",
+        ))
+    }
 }
 
 /// Whether `name` matches Vault's role name pattern `\w(([\w-.]+)?\w)?`.

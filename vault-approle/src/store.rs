@@ -12,6 +12,38 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 
+/// The resource that owns a role: a CloudFormation stack's logical resource.
+/// Recorded with the delivered credentials; only the owner may change or
+/// delete the role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Owner {
+    /// The stack's id (an ARN).
+    pub stack_id: String,
+    /// The resource's logical id in that stack.
+    pub logical_resource_id: String,
+}
+
+impl Owner {
+    /// The resource `logical_resource_id` of the stack `stack_id`.
+    pub fn new(stack_id: impl Into<String>, logical_resource_id: impl Into<String>) -> Self {
+        Self {
+            stack_id: stack_id.into(),
+            logical_resource_id: logical_resource_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "resource {} of stack {}",
+            self.logical_resource_id, self.stack_id
+        )
+    }
+}
+
 /// What a consumer needs to log in with AppRole.
 ///
 /// Serialized as JSON `{role_id, secret_id | wrapping_token,
@@ -36,6 +68,9 @@ pub struct Credentials {
     pub role: String,
     /// When this delivery was made (RFC 3339).
     pub created_at: String,
+    /// The resource that owns the role (absent for roles provisioned
+    /// without one, e.g. by an older version or by a program).
+    pub owner: Option<Owner>,
 }
 
 impl fmt::Debug for Credentials {
@@ -52,6 +87,7 @@ impl fmt::Debug for Credentials {
             .field("mount", &self.mount)
             .field("role", &self.role)
             .field("created_at", &self.created_at)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -73,6 +109,8 @@ struct Wire {
     role: String,
     #[serde(default)]
     created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<Owner>,
 }
 
 fn default_mount() -> String {
@@ -103,6 +141,7 @@ impl Credentials {
             mount: mount.to_owned(),
             role: role.to_owned(),
             created_at: now_rfc3339(),
+            owner: None,
         }
     }
 
@@ -129,6 +168,7 @@ impl Credentials {
             mount: self.mount.clone(),
             role: self.role.clone(),
             created_at: self.created_at.clone(),
+            owner: self.owner.clone(),
         };
         Zeroizing::new(serde_json::to_vec_pretty(&wire).unwrap_or_default())
     }
@@ -172,6 +212,7 @@ impl Credentials {
             mount: wire.mount.clone(),
             role: wire.role.clone(),
             created_at: wire.created_at.clone(),
+            owner: wire.owner.clone(),
         })
     }
 }
@@ -183,6 +224,65 @@ pub(crate) fn now_rfc3339() -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     rfc3339(secs)
+}
+
+/// Seconds since the Unix epoch of an RFC 3339 time such as
+/// `2026-12-01T04:30:00.123456789Z` or `2026-12-01T05:30:00+01:00` (the
+/// fraction is dropped); `None` when it is not one.
+pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = s.get(range)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    if s.len() < 20
+        || s.as_bytes().get(4) != Some(&b'-')
+        || s.as_bytes().get(10).map(u8::to_ascii_uppercase) != Some(b'T')
+    {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    let mut rest = &s[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        rest = &fraction[digits..];
+    }
+    let offset = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            if rest.len() != 6 || rest.as_bytes()[3] != b':' {
+                return None;
+            }
+            let h: i64 = rest[1..3].parse().ok()?;
+            let m: i64 = rest[4..6].parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (days to civil date after
@@ -220,6 +320,13 @@ pub trait CredentialStore: Send + Sync {
     async fn get(&self, role: &str) -> Result<Option<Credentials>>;
     /// Deletes the credentials of `role`; succeeds when there are none.
     async fn delete(&self, role: &str) -> Result<()>;
+    /// The roles that have credentials in the store (what the scheduled
+    /// rotation looks at). The default fails: the store cannot list.
+    async fn list(&self) -> Result<Vec<String>> {
+        Err(Error::Credentials(
+            "this credential store cannot list the roles it holds".into(),
+        ))
+    }
     /// Where the credentials of `role` live, for humans (`s3://bucket/key`,
     /// a path). Not secret.
     fn location(&self, role: &str) -> String;
@@ -288,6 +395,24 @@ impl CredentialStore for DirectoryCredentialStore {
         }
     }
 
+    async fn list(&self) -> Result<Vec<String>> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&self.dir, "list the credentials", e)),
+        };
+        let mut roles: Vec<String> = entries
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let role = name.strip_suffix(".json")?;
+                crate::spec::is_valid_role_name(role).then(|| role.to_owned())
+            })
+            .collect();
+        roles.sort();
+        Ok(roles)
+    }
+
     fn location(&self, role: &str) -> String {
         self.dir.join(format!("{role}.json")).display().to_string()
     }
@@ -340,5 +465,28 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(super::rfc3339(1_795_449_599), "2026-11-23T15:59:59Z");
+        for secs in [0u64, 951_782_400, 1_795_449_599] {
+            assert_eq!(
+                super::parse_rfc3339(&super::rfc3339(secs)),
+                Some(secs as i64)
+            );
+        }
+        assert_eq!(
+            super::parse_rfc3339("2026-11-23T16:59:59.123456789+01:00"),
+            Some(1_795_449_599)
+        );
+        assert_eq!(
+            super::parse_rfc3339("0001-01-01T00:00:00Z"),
+            Some(-62_135_596_800)
+        );
+        for bad in [
+            "",
+            "2026-11-23",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T16:59:59+0100",
+            "x026-11-23T16:59:59Z",
+        ] {
+            assert_eq!(super::parse_rfc3339(bad), None, "{bad}");
+        }
     }
 }

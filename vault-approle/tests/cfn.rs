@@ -21,6 +21,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BUCKET: &str = "approle-creds";
 const KMS_KEY: &str = "alias/vault-approle";
+const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid";
 
 fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::Config::builder()
@@ -118,14 +119,28 @@ impl Env {
         props: Value,
         old: Option<Value>,
     ) -> Value {
+        self.send_as(STACK, "ShopVaultAuth", kind, physical, props, old)
+            .await
+    }
+
+    /// [`Env::send`] from the resource `logical` of the stack `stack`.
+    async fn send_as(
+        &self,
+        stack: &str,
+        logical: &str,
+        kind: &str,
+        physical: Option<&str>,
+        props: Value,
+        old: Option<Value>,
+    ) -> Value {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut event = json!({
             "RequestType": kind,
             "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
-            "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
+            "StackId": stack,
             "RequestId": format!("req-{n}"),
             "ResourceType": "Custom::VaultAuth",
-            "LogicalResourceId": "ShopVaultAuth",
+            "LogicalResourceId": logical,
             "ResourceProperties": props,
         });
         if let Some(p) = physical {
@@ -149,12 +164,9 @@ impl Env {
         );
         assert!(req.body.len() <= 4096);
         let body: Value = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(
-            body["StackId"],
-            "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid"
-        );
+        assert_eq!(body["StackId"], stack);
         assert_eq!(body["RequestId"], format!("req-{n}"));
-        assert_eq!(body["LogicalResourceId"], "ShopVaultAuth");
+        assert_eq!(body["LogicalResourceId"], logical);
         assert!(!body["PhysicalResourceId"].as_str().unwrap().is_empty());
         body
     }
@@ -709,4 +721,333 @@ async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
         }
     }
     assert!(expected > 100, "most events were answerable: {expected}");
+}
+
+/// Two stacks, one IAM role name: stack A creates the role, stack B's
+/// Create onto the same name fails naming A, B's Deletes touch nothing, and
+/// A's role, policies and secret_id stay as they were. `RoleName` gives B a
+/// role of its own.
+#[tokio::test]
+async fn a_role_belongs_to_the_resource_that_created_it() {
+    let env = setup().await;
+    let a = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop-a/1111";
+    let b = "arn:aws:cloudformation:eu-west-1:210987654321:stack/shop-b/2222";
+    env.root
+        .write_policy(
+            "other-dev",
+            r#"path "secret/data/*" { capabilities = ["read", "update"] }"#,
+        )
+        .await
+        .unwrap();
+    let a_props = props("ShopTask", json!({}));
+    let body = env
+        .send_as(a, "Auth", "Create", None, a_props.clone(), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    let delivered = env.object("shoptask").await.unwrap();
+    let role = env.role("shoptask").await.unwrap();
+    let accessors = env.accessors("shoptask").await;
+
+    // CloudFormation retries A's Create: the same answer, nothing new.
+    let again = env
+        .send_as(a, "Auth", "Create", None, a_props.clone(), None)
+        .await;
+    assert_eq!(again["Status"], "SUCCESS", "{again}");
+    assert_eq!(
+        env.object("shoptask").await.unwrap()["secret_id"],
+        delivered["secret_id"]
+    );
+
+    // Stack B maps to the same name with its own policy: refused, naming A.
+    let mut b_props = props("arn:aws:iam::210987654321:role/ShopTask", json!({}));
+    b_props["Service"] = json!("other");
+    let refused = env
+        .send_as(b, "Auth", "Create", None, b_props.clone(), None)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("shoptask") && reason.contains(a) && reason.contains("Auth"),
+        "{reason}"
+    );
+    let failed_id = refused["PhysicalResourceId"].as_str().unwrap().to_owned();
+    assert!(failed_id.starts_with(FAILED_CREATE_PREFIX), "{failed_id}");
+    // So is a resource of A's own stack with another logical id.
+    let sibling = env
+        .send_as(a, "Auth2", "Create", None, a_props.clone(), None)
+        .await;
+    assert_eq!(sibling["Status"], "FAILED", "{sibling}");
+
+    // B's rollback deletes its failed Create; a Delete naming A's role
+    // (as after a replacement) is acknowledged and changes nothing.
+    for physical in [failed_id.as_str(), "shoptask"] {
+        let deleted = env
+            .send_as(b, "Auth", "Delete", Some(physical), b_props.clone(), None)
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    }
+    assert_eq!(env.role("shoptask").await.unwrap(), role);
+    assert_eq!(env.accessors("shoptask").await, accessors);
+    let kept = env.object("shoptask").await.unwrap();
+    assert_eq!(kept["secret_id"], delivered["secret_id"]);
+    // The owner is recorded with the credentials.
+    assert_eq!(kept["owner"]["stack_id"], a, "{kept:?}");
+    assert_eq!(kept["owner"]["logical_resource_id"], "Auth");
+    let auth = AppRoleAuth::from_store("approle", env.store.clone(), "shoptask");
+    let login = auth.login(&env.client()).await.unwrap();
+    assert!(login.policies.contains(&"shop-dev".to_owned()), "{login:?}");
+    assert!(
+        !login.policies.contains(&"other-dev".to_owned()),
+        "{login:?}"
+    );
+
+    // RoleName: B gets a role of its own for the same IAM role name.
+    let mut named = b_props.clone();
+    named["RoleName"] = json!("ShopTask-EU");
+    let own = env.send_as(b, "Auth", "Create", None, named, None).await;
+    assert_eq!(own["Status"], "SUCCESS", "{own}");
+    assert_eq!(own["PhysicalResourceId"], "shoptask-eu");
+    assert_eq!(
+        env.object("shoptask-eu").await.unwrap()["owner"]["stack_id"],
+        b
+    );
+    assert_eq!(
+        env.object("shoptask").await.unwrap()["secret_id"],
+        delivered["secret_id"]
+    );
+
+    // The owner's Delete removes its role.
+    let gone = env
+        .send_as(a, "Auth", "Delete", Some("shoptask"), a_props, None)
+        .await;
+    assert_eq!(gone["Status"], "SUCCESS", "{gone}");
+    assert!(env.role("shoptask").await.is_none());
+    assert!(env.role("shoptask-eu").await.is_some());
+}
+
+/// Any JSON value: random types, lengths, unicode and nesting.
+fn junk(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    const CHARS: [char; 16] = [
+        'a', 'Z', '0', '-', '_', '.', '/', ' ', ',', '"', '\\', '\u{0}', 'é', '😀', '\u{202e}',
+        '\u{fffd}',
+    ];
+    let text = |rng: &mut fastrand::Rng, n: usize| -> String {
+        (0..n).map(|_| CHARS[rng.usize(..CHARS.len())]).collect()
+    };
+    match rng.u8(..11) {
+        0 => Value::Null,
+        1 => json!(rng.bool()),
+        2 => json!(rng.i64(..)),
+        3 => json!(rng.f64() * 1e300),
+        4 => {
+            let n = rng.usize(..300);
+            json!(text(rng, n))
+        }
+        5 => json!("x".repeat(rng.usize(..5000))),
+        6 if depth < 4 => Value::Array((0..rng.usize(..4)).map(|_| junk(rng, depth + 1)).collect()),
+        7 if depth < 4 => {
+            let mut map = serde_json::Map::new();
+            for _ in 0..rng.usize(..4) {
+                let n = rng.usize(..12);
+                map.insert(text(rng, n), junk(rng, depth + 1));
+            }
+            Value::Object(map)
+        }
+        8 => json!(
+            [
+                "1h",
+                "30d",
+                "0",
+                "-5",
+                "1e9",
+                "99999999999999999999d",
+                "10.0.0.0/33",
+                "a,b,,c",
+                "",
+                " "
+            ][rng.usize(..10)]
+        ),
+        _ => json!(
+            [
+                "shop",
+                "dev",
+                "ShopTask",
+                "shop task",
+                "ä",
+                "arn:aws:iam::1:role/x/Shop",
+                "shared",
+                "wrapped",
+                "-",
+                "arn:aws:iam::1:user/x"
+            ][rng.usize(..10)]
+        ),
+    }
+}
+
+/// The state a FAILED event must not change: the roles in Vault and the
+/// objects in the bucket.
+async fn state(env: &Env) -> (Vec<String>, Vec<String>) {
+    let roles = env
+        .root
+        .approle("approle")
+        .list_roles()
+        .await
+        .unwrap_or_default();
+    let objects = env
+        .s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    (roles, objects)
+}
+
+/// Random events and random properties against a configured handler (with
+/// OpenBao and moto behind it): every event with a ResponseURL is
+/// answered, nothing panics, and a FAILED event creates nothing.
+#[tokio::test]
+async fn configured_handler_answers_random_properties_and_creates_nothing_on_failure() {
+    let env = setup().await;
+    let mut rng = fastrand::Rng::with_seed(6);
+    let names = [
+        "Service",
+        "Environment",
+        "Iam",
+        "RoleName",
+        "TokenTtl",
+        "TokenMaxTtl",
+        "SecretIdTtl",
+        "SecretIdNumUses",
+        "SecretIdBoundCidrs",
+        "TokenBoundCidrs",
+        "Policies",
+        "Delivery",
+        "ServiceTimeout",
+        "ServiceToken",
+        "Colour",
+    ];
+    let (mut succeeded, mut failed) = (0, 0);
+    for i in 0..160u32 {
+        let kind = ["Create", "Create", "Update", "Delete"][rng.usize(..4)];
+        let mut props = props(
+            ["ShopTask", "ShopBatch", "arn:aws:iam::1:role/p/ShopCron"][rng.usize(..3)],
+            json!({}),
+        );
+        // Mostly a few junk properties; sometimes none (a valid event);
+        // sometimes no object at all.
+        let changes = [0, 1, 1, 2, 3][rng.usize(..5)];
+        for _ in 0..changes {
+            let name = names[rng.usize(..names.len())];
+            props[name] = junk(&mut rng, 0);
+        }
+        if i % 23 == 0 {
+            props = junk(&mut rng, 0);
+        }
+        let mut event = json!({
+            "RequestType": kind,
+            "ResponseURL": format!("{}/fuzz/{i}?X-Amz-Signature=abc", env.cfn.uri()),
+            "StackId": STACK, "RequestId": format!("fuzz-{i}"),
+            "ResourceType": "Custom::VaultAuth", "LogicalResourceId": "ShopVaultAuth",
+            "ResourceProperties": props,
+        });
+        if kind != "Create" {
+            event["PhysicalResourceId"] = if rng.u8(..4) == 0 {
+                junk(&mut rng, 0)
+            } else {
+                json!(["shoptask", "shopbatch", "shopcron"][rng.usize(..3)])
+            };
+        }
+        if kind == "Update" {
+            event["OldResourceProperties"] = props_for_old(&mut rng);
+        }
+        let before = state(&env).await;
+        let outcome = env
+            .handler
+            .handle(
+                event.clone(),
+                Some(SystemTime::now() + Duration::from_secs(30)),
+            )
+            .await;
+        let response = outcome
+            .response
+            .unwrap_or_else(|| panic!("no answer to {event}"));
+        assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+        assert!(response.to_body().len() <= 4096);
+        match response.status {
+            vault_approle::cfn::Status::Success => succeeded += 1,
+            vault_approle::cfn::Status::Failed => {
+                failed += 1;
+                assert!(!response.reason.is_empty());
+                assert!(
+                    !response.reason.contains("panicked"),
+                    "{}\n{event}",
+                    response.reason
+                );
+                let (roles, objects) = state(&env).await;
+                assert!(
+                    roles.iter().all(|r| before.0.contains(r))
+                        && objects.iter().all(|o| before.1.contains(o)),
+                    "a FAILED {kind} created something: {roles:?} {objects:?} (before {before:?})\n{}\n{event}",
+                    response.reason
+                );
+            }
+        }
+    }
+    // Truncated events (not JSON) against the configured handler: answered
+    // FAILED when a ResponseURL survives the cut, and nothing is created.
+    let text = json!({
+        "RequestType": "Create",
+        "ResponseURL": format!("{}/cut?X-Amz-Signature=abc", env.cfn.uri()),
+        "StackId": STACK, "RequestId": "cut", "LogicalResourceId": "ShopVaultAuth",
+        "ResourceProperties": props("ShopTruncated", json!({})),
+    })
+    .to_string();
+    let before = state(&env).await;
+    let mut cut_answers = 0;
+    for _ in 0..40 {
+        let cut = rng.usize(..text.len());
+        let outcome = env
+            .handler
+            .handle_bytes(&text.as_bytes()[..cut], None)
+            .await;
+        if let Some(response) = outcome.response {
+            assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+            assert_eq!(response.status, vault_approle::cfn::Status::Failed);
+            cut_answers += 1;
+        }
+    }
+    assert_eq!(
+        state(&env).await,
+        before,
+        "a truncated event created something"
+    );
+    let received = env.cfn.received_requests().await.unwrap();
+    let answered = received
+        .iter()
+        .filter(|r| r.url.path().starts_with("/fuzz/"))
+        .count();
+    assert_eq!(answered, 160);
+    assert_eq!(
+        received.iter().filter(|r| r.url.path() == "/cut").count(),
+        cut_answers
+    );
+    println!("{succeeded} SUCCESS, {failed} FAILED");
+    assert!(
+        succeeded >= 10 && failed >= 50,
+        "{succeeded} SUCCESS, {failed} FAILED"
+    );
+}
+
+fn props_for_old(rng: &mut fastrand::Rng) -> Value {
+    if rng.bool() {
+        props("ShopTask", json!({}))
+    } else {
+        junk(rng, 0)
+    }
 }

@@ -285,7 +285,8 @@ impl AppRole<'_> {
     }
 
     /// `POST auth/<mount>/role/<name>/secret-id-accessor/lookup`; `None` when
-    /// the accessor is unknown.
+    /// the accessor is unknown, or its secret_id expired (OpenBao then
+    /// answers 204 with no body).
     pub async fn lookup_secret_id_accessor(
         &self,
         name: &str,
@@ -301,6 +302,9 @@ impl AppRole<'_> {
             .send_optional()
             .await;
         match response {
+            Ok(Some(r)) if r.status == http::StatusCode::NO_CONTENT || r.body.is_empty() => {
+                Ok(None)
+            }
             Ok(Some(r)) => Ok(Some(r.data()?)),
             Ok(None) => Ok(None),
             // Vault answers 400/500 "failed to find accessor entry" for unknown accessors.

@@ -5,6 +5,8 @@
 //! configuration from the environment (see docs/approle.md) and runs the
 //! handler for every event. A configuration error does not stop it: every
 //! event then gets a FAILED answer naming the problem, so no stack hangs.
+//! EventBridge scheduled events run the scheduled rotation of the shared
+//! secret_ids (docs/approle.md, "Scheduled rotation").
 
 mod auth;
 
@@ -12,10 +14,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use lambda_runtime::{LambdaEvent, service_fn};
-use serde_json::Value;
+use lambda_runtime::tower::{Layer, Service};
+use lambda_runtime::{LambdaEvent, LambdaInvocation, Runtime, service_fn};
+use serde_json::{Value, json};
 use vault_approle::cfn::CfnHandler;
-use vault_approle::{DeliveryMode, Provisioner, ProvisionerOptions, S3CredentialStore};
+use vault_approle::{
+    DeliveryMode, LEGACY_PREFIX, Provisioner, ProvisionerOptions, S3CredentialStore, StoreLayout,
+};
 use vault_client::{ClientConfig, VaultClient, parse_duration};
 
 fn build<F>(lookup: F) -> anyhow::Result<CfnHandler>
@@ -29,8 +34,23 @@ where
     };
     let client = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
     let auth = auth::auth_from_lookup(&lookup)?;
-    let store = S3CredentialStore::from_lookup(&lookup)?;
-    let mut options = ProvisionerOptions::default();
+    let layout = match get("VAULT_APPROLE_S3_LAYOUT") {
+        Some(v) => v
+            .parse::<StoreLayout>()
+            .context("VAULT_APPROLE_S3_LAYOUT")?,
+        None => StoreLayout::VaultAws,
+    };
+    // The old layout has its own default prefix (vault/appRole/).
+    let store = S3CredentialStore::from_lookup(|name| match name {
+        "VAULT_APPROLE_S3_PREFIX"
+            if layout == StoreLayout::ServerlessAppRoleManager
+                && get("VAULT_APPROLE_S3_PREFIX").is_none() =>
+        {
+            Some(LEGACY_PREFIX.to_owned())
+        }
+        _ => lookup(name),
+    })?;
+    let mut options = ProvisionerOptions::default().layout(layout);
     if let Some(mount) = get("VAULT_APPROLE_MOUNT") {
         options = options.mount(mount);
     }
@@ -53,11 +73,32 @@ where
         let mode: DeliveryMode = v.parse().context("VAULT_APPROLE_DELIVERY")?;
         handler = handler.default_delivery(mode);
     }
+    if let Some(v) = get("VAULT_APPROLE_ROTATE_BELOW") {
+        let fraction = parse_fraction(&v)
+            .filter(|f| *f > 0.0 && *f <= 1.0)
+            .with_context(|| {
+                format!(
+                    "VAULT_APPROLE_ROTATE_BELOW: got {v:?}, expected a fraction of the secret_id TTL above 0 and at most 1, e.g. 1/3 or 0.25"
+                )
+            })?;
+        handler = handler.rotate_below(fraction);
+    }
     let margin = match get("VAULT_APPROLE_DEADLINE_MARGIN") {
         Some(v) => parse_duration("VAULT_APPROLE_DEADLINE_MARGIN", &v)?,
         None => Duration::from_secs(5),
     };
     Ok(handler.deadline_margin(margin))
+}
+
+/// `0.25` or `1/3`.
+fn parse_fraction(v: &str) -> Option<f64> {
+    match v.split_once('/') {
+        Some((a, b)) => {
+            let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+            (b != 0.0).then(|| a / b)
+        }
+        None => v.trim().parse().ok(),
+    }
 }
 
 /// `VAULT_APPROLE_RESPONSE_URL_HOSTS`: comma-separated hosts allowed in
@@ -78,14 +119,57 @@ where
         .unwrap_or_default()
 }
 
+/// The key under which [`KeepUnparsed`] hands over an event that is not JSON.
+const UNPARSED: &str = "vault-aws-unparsed-event";
+
+/// `lambda_runtime` answers an event that is not JSON with an error before
+/// the handler runs, so CloudFormation would wait for an answer until its
+/// timeout. This layer hands such an event to the handler as
+/// `{"vault-aws-unparsed-event": "<the text>"}`; the handler then finds the
+/// ResponseURL in the text and answers FAILED.
+#[derive(Clone)]
+struct KeepUnparsed<S>(S);
+
+impl<S: Service<LambdaInvocation>> Service<LambdaInvocation> for KeepUnparsed<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut invocation: LambdaInvocation) -> Self::Future {
+        if serde_json::from_slice::<Value>(&invocation.body).is_err() {
+            let text = String::from_utf8_lossy(&invocation.body).into_owned();
+            invocation.body = json!({ UNPARSED: text }).to_string().into_bytes().into();
+        }
+        self.0.call(invocation)
+    }
+}
+
+struct KeepUnparsedLayer;
+
+impl<S> Layer<S> for KeepUnparsedLayer {
+    type Service = KeepUnparsed<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        KeepUnparsed(inner)
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        // Never lambda_runtime's log of the raw event (its ResponseURL is a
+        // pre-signed credential), whatever RUST_LOG says.
+        .with_env_filter(vault_aws_lambda_env::log_filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            "info",
+        ))
         .with_ansi(false)
         .without_time()
         .init();
@@ -107,17 +191,45 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Arc::new(
         handler.allow_response_url_hosts(response_url_hosts(|name| std::env::var(name).ok())),
     );
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    let service = service_fn(move |event: LambdaEvent<Value>| {
         let handler = Arc::clone(&handler);
         async move {
             let deadline = event.context.deadline();
-            let outcome = handler.handle(event.payload, Some(deadline)).await;
+            if vault_approle::cfn::is_scheduled_event(&event.payload) {
+                // EventBridge: the scheduled rotation of shared secret_ids.
+                return handler
+                    .scheduled(Some(deadline))
+                    .await
+                    .map_err(lambda_runtime::Error::from);
+            }
+            let outcome = match event.payload.get(UNPARSED).and_then(Value::as_str) {
+                Some(text) => handler.handle_bytes(text.as_bytes(), Some(deadline)).await,
+                None => handler.handle(event.payload, Some(deadline)).await,
+            };
             match &outcome.delivered {
                 Ok(()) => Ok::<Value, lambda_runtime::Error>(outcome.summary()),
                 // An error makes Lambda retry the (asynchronous) invocation.
                 Err(e) => Err(format!("the response was not delivered: {e}").into()),
             }
         }
-    }))
-    .await
+    });
+    Runtime::new(service)
+        .layer(KeepUnparsedLayer)
+        .layer(lambda_runtime::layers::TracingLayer::new())
+        .run()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fraction;
+
+    #[test]
+    fn fractions_are_decimals_or_ratios() {
+        assert_eq!(parse_fraction("0.25"), Some(0.25));
+        assert_eq!(parse_fraction(" 1 / 4 "), Some(0.25));
+        assert_eq!(parse_fraction("1/3"), Some(1.0 / 3.0));
+        assert_eq!(parse_fraction("1/0"), None);
+        assert_eq!(parse_fraction("a third"), None);
+    }
 }

@@ -248,3 +248,148 @@ async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
         "{body}"
     );
 }
+
+async fn s3_object(s3: &aws_sdk_s3::Client, key: &str) -> Option<Value> {
+    let object = s3.get_object().bucket(BUCKET).key(key).send().await.ok()?;
+    Some(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap())
+}
+
+fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
+            .endpoint_url(moto.endpoint())
+            .force_path_style(true)
+            .build(),
+    )
+}
+
+fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
+    [
+        ("VAULT_ADDR", bao_addr.to_owned()),
+        ("VAULT_TOKEN", token.to_owned()),
+        ("AWS_ENDPOINT_URL_S3", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIATEST".into()),
+        ("AWS_SECRET_ACCESS_KEY", "secret".into()),
+        ("VAULT_APPROLE_ROTATION_GRACE", "0s".into()),
+        ("VAULT_APPROLE_S3_BUCKET", BUCKET.into()),
+        ("VAULT_APPROLE_RESPONSE_URL_HOSTS", "127.0.0.1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// CloudFormation's own properties (ServiceToken, ServiceTimeout), an event
+/// that is not JSON, Lambda's default 3 s timeout, and a Vault that refuses
+/// connections: every one answered, and answered right.
+#[tokio::test]
+async fn cloudformation_properties_bad_payloads_short_timeouts_and_root_causes() {
+    let bao = OpenBao::start().await;
+    let moto = Moto::start().await;
+    bao.bao(&["auth", "enable", "approle"]).await;
+    bao.root_request(
+        "PUT",
+        "sys/policies/acl/shop-dev",
+        json!({"policy": r#"path "secret/*" { capabilities = ["read"] }"#}),
+    )
+    .await;
+    let s3 = s3_client(&moto);
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let cfn = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cfn)
+        .await;
+    let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"));
+    let mut env = base_env(&bao.addr(), bao.root_token(), &moto);
+    // Lambda's default timeout, shorter than the 5 s answer margin.
+    env.push(("AWS_LAMBDA_FUNCTION_TIMEOUT".into(), "3".into()));
+    let rie = Rie::start(RieConfig {
+        bootstrap: bootstrap.clone(),
+        env,
+        ..RieConfig::default()
+    })
+    .await;
+
+    let props = json!({"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:a",
+        "ServiceTimeout": "300", "Service": "shop", "Environment": "dev",
+        "Iam": "arn:aws:iam::123456789012:role/ShopTask"});
+    let (status, out) = rie
+        .invoke(&event("Create", 11, &cfn, None, props.clone()))
+        .await;
+    assert_eq!(status, 200, "{out}\n{}", rie.logs());
+    let body = answer(&cfn, 11).await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}\n{}", rie.logs());
+    let delivered = s3_object(&s3, "vault/approle/shoptask").await.unwrap();
+
+    // An Update changing only CloudFormation's own properties rotates nothing.
+    let mut changed = props.clone();
+    changed["ServiceToken"] = json!("arn:aws:lambda:us-east-1:123456789012:function:b");
+    changed["ServiceTimeout"] = json!("600");
+    let mut update = event("Update", 12, &cfn, Some("shoptask"), changed);
+    update["OldResourceProperties"] = props.clone();
+    let (status, out) = rie.invoke(&update).await;
+    assert_eq!(status, 200, "{out}");
+    let body = answer(&cfn, 12).await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    assert_eq!(body["Data"]["RoleId"], delivered["role_id"], "{body}");
+    let after = s3_object(&s3, "vault/approle/shoptask").await.unwrap();
+    assert_eq!(
+        after["secret_id_accessor"], delivered["secret_id_accessor"],
+        "nothing rotated"
+    );
+
+    // Not JSON, but with a ResponseURL: answered FAILED.
+    let url = format!("{}/cfn/13?X-Amz-Signature=abc", cfn.uri());
+    let raw = format!(
+        r#"{{"RequestType": "Create", "ResponseURL": "{url}", "RequestId": "req-13", "LogicalResourceId": "ShopVaultAuth", "ResourceProperties": {{"Service": "#
+    );
+    let reply = reqwest::Client::new()
+        .post(format!(
+            "http://{}/2015-03-31/functions/function/invocations",
+            rie.emulator_addr()
+        ))
+        .body(raw)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let received = cfn.received_requests().await.unwrap();
+    let answered = received
+        .iter()
+        .find(|r| r.url.path() == "/cfn/13")
+        .unwrap_or_else(|| panic!("the non-JSON event got no answer:\n{}", rie.logs()));
+    let body: Value = serde_json::from_slice(&answered.body).unwrap();
+    assert_eq!(body["Status"], "FAILED");
+    assert!(
+        body["Reason"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
+    let logs = rie.shutdown().await;
+    assert!(!logs.contains("X-Amz-Signature"), "{logs}");
+
+    // A Vault that refuses connections: the Reason names the root cause.
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let rie = Rie::start(RieConfig {
+        bootstrap,
+        env: base_env(&closed, "hvs.not-a-real-token-7f3e", &moto),
+        ..RieConfig::default()
+    })
+    .await;
+    let mut other = props.clone();
+    other["Iam"] = json!("ShopBatch");
+    rie.invoke(&event("Create", 14, &cfn, None, other)).await;
+    let body = answer(&cfn, 14).await;
+    assert_eq!(body["Status"], "FAILED");
+    let reason = body["Reason"].as_str().unwrap();
+    assert!(
+        reason.to_ascii_lowercase().contains("connection refused") && reason.contains(&closed),
+        "{reason}"
+    );
+    assert!(!reason.contains("hvs.not-a-real-token"), "{reason}");
+}

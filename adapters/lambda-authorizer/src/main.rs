@@ -17,15 +17,9 @@ use vault_aws_lambda_authorizer::{Authorizer, AuthorizerConfig};
 async fn main() -> Result<(), Error> {
     let level = std::env::var("AUTHORIZER_LOG_LEVEL").unwrap_or_else(|_| "info".into());
     // lambda_runtime logs every raw event (with its Authorization header and
-    // cookies) at TRACE under this target: never enable it, whatever the level.
-    let never_raw_events = "lambda_runtime::layers::api_response=debug";
+    // cookies) at TRACE: log_filter never enables it, whatever the level.
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(format!("{level},{never_raw_events}"))
-                .unwrap_or_else(|_| {
-                    tracing_subscriber::EnvFilter::new(format!("info,{never_raw_events}"))
-                }),
-        )
+        .with_env_filter(vault_aws_lambda_env::log_filter(Some(&level), "info"))
         .with_ansi(false)
         .without_time()
         .init();

@@ -20,6 +20,39 @@
 //! let err = vault_aws_lambda_env::require_lambda_environment("lambda-replicate", shell).unwrap_err();
 //! assert!(err.to_string().contains("AWS_LAMBDA_RUNTIME_API"));
 //! ```
+//!
+//! [`log_filter`] builds the log filter of every Lambda binary: at any level,
+//! also `trace`, `lambda_runtime`'s log of the raw event stays off (the event
+//! carries credentials: CloudFormation's pre-signed `ResponseURL`, an
+//! `Authorization` header).
+//!
+//! ```
+//! let filter = vault_aws_lambda_env::log_filter(Some("trace"), "info");
+//! assert!(filter.to_string().contains("lambda_runtime::layers::api_response=debug"));
+//! ```
+
+/// The `tracing` target under which `lambda_runtime` logs every raw event
+/// (the whole payload) at TRACE.
+pub const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
+
+/// The log filter of a Lambda binary: `directives` (e.g. the value of
+/// `RUST_LOG` or `VAULT_LOG_LEVEL`; `default` when absent, empty or not a
+/// valid filter), with [`RAW_EVENT_TARGET`] capped at DEBUG whatever the
+/// directives say, so the raw event (with its pre-signed URL, tokens or
+/// cookies) is never logged. Its errors (payloads that are not JSON) still are.
+pub fn log_filter(directives: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    let filter = directives
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .and_then(|d| EnvFilter::try_new(d).ok())
+        .or_else(|| EnvFilter::try_new(default).ok())
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    match format!("{RAW_EVENT_TARGET}=debug").parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
 
 /// The variables Lambda sets that `lambda_runtime` requires.
 pub const REQUIRED: [&str; 4] = [
@@ -79,6 +112,32 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_raw_event_target_stays_at_debug_whatever_the_level() {
+        for level in [
+            Some("trace"),
+            Some("lambda_runtime=trace"),
+            Some("debug,lambda_runtime::layers::api_response=trace"),
+            Some("not a [level"),
+            None,
+        ] {
+            let filter = log_filter(level, "info").to_string();
+            assert!(
+                filter.contains("lambda_runtime::layers::api_response=debug"),
+                "{level:?}: {filter}"
+            );
+            assert!(
+                !filter.contains("lambda_runtime::layers::api_response=trace"),
+                "{level:?}: {filter}"
+            );
+        }
+        assert!(
+            log_filter(Some("trace"), "info")
+                .to_string()
+                .contains("trace")
+        );
+    }
 
     #[test]
     fn names_every_missing_or_bad_variable() {

@@ -94,10 +94,8 @@ impl App {
 async fn main() -> Result<(), Error> {
     let level = std::env::var("VAULT_LOG_LEVEL").unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&level)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        // Never lambda_runtime's log of the raw event, whatever the level.
+        .with_env_filter(vault_aws_lambda_env::log_filter(Some(&level), "info"))
         .with_ansi(false)
         .without_time()
         .init();

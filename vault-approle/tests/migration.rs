@@ -1,0 +1,316 @@
+//! Moving stacks from kickstarter's serverless AppRole manager to the
+//! vault-aws orchestrator, starting from state shaped like the old tool's:
+//! a Vault role named after the IAM role, its credentials at
+//! `vault/appRole/<IamRole as given>` (case preserved), and custom
+//! resources whose physical ids are Lambda log stream names. Each test is a
+//! step of docs/migrating-from-serverless-approle-manager.md.
+
+// Test helpers fail loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
+use serde_json::{Value, json};
+use testkit::{Moto, OpenBao};
+use vault_approle::cfn::CfnHandler;
+use vault_approle::{
+    AppRoleAuth, Provisioner, ProvisionerOptions, S3Access, S3CredentialStore, StoreLayout,
+};
+use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const BUCKET: &str = "approle-creds";
+const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid";
+/// A physical id of the old tool: the log stream of the invocation that
+/// created the resource.
+const OLD_ID: &str = "2025/03/14/[$LATEST]0f1e2d3c4b5a69788796a5b4c3d2e1f0";
+const OLD_TOKEN: &str = "arn:aws:lambda:us-east-1:123456789012:function:serverless-approle-manager";
+const NEW_TOKEN: &str = "arn:aws:lambda:us-east-1:123456789012:function:vault-aws-approle";
+
+struct Env {
+    bao: OpenBao,
+    _moto: Moto,
+    s3: aws_sdk_s3::Client,
+    root: VaultClient,
+    cfn: MockServer,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+async fn setup() -> Env {
+    let bao = OpenBao::start().await;
+    let moto = Moto::start().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(AwsCredentials::new(
+                "AKIATEST", "secret", None, None, "test",
+            ))
+            .endpoint_url(moto.endpoint())
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
+        .unwrap()
+        .with_token(SecretString::from(bao.root_token()));
+    root.enable_auth_method("approle", "approle").await.unwrap();
+    root.write_policy(
+        "shop-dev",
+        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
+    )
+    .await
+    .unwrap();
+    let cfn = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&cfn)
+        .await;
+    Env {
+        bao,
+        _moto: moto,
+        s3,
+        root,
+        cfn,
+        calls: Default::default(),
+    }
+}
+
+impl Env {
+    /// What the old tool left: the role `shoptask` and its credentials at
+    /// `vault/appRole/ShopTask`. Returns the old secret_id.
+    async fn old_tool_state(&self) -> String {
+        self.root
+            .request(vault_client::Method::POST, "auth/approle/role/shoptask")
+            .json(&json!({"token_policies": ["shop-dev"], "secret_id_ttl": 2_592_000}))
+            .send()
+            .await
+            .unwrap();
+        let approle = self.root.approle("approle");
+        let role_id = approle.role_id("shoptask").await.unwrap();
+        let generated = approle
+            .generate_secret_id("shoptask", &vault_client::SecretIdRequest::default())
+            .await
+            .unwrap();
+        let vault_client::GeneratedSecretId::Plain(plain) = generated else {
+            panic!("wrapped")
+        };
+        use secrecy::ExposeSecret;
+        let secret_id = plain.secret_id.expose_secret().to_owned();
+        self.s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("vault/appRole/ShopTask")
+            .body(
+                json!({"role_id": role_id, "secret_id": secret_id})
+                    .to_string()
+                    .into_bytes()
+                    .into(),
+            )
+            .send()
+            .await
+            .unwrap();
+        secret_id
+    }
+
+    fn handler(&self, layout: StoreLayout) -> CfnHandler {
+        let access = S3Access::from_client(self.s3.clone());
+        let mut builder = S3CredentialStore::builder(BUCKET).access(access);
+        if layout == StoreLayout::ServerlessAppRoleManager {
+            builder = builder.prefix("vault/appRole/");
+        }
+        let admin: Arc<dyn VaultAuth> =
+            Arc::new(TokenAuth::new(SecretString::from(self.bao.root_token())));
+        let provisioner = Provisioner::new(
+            self.client(),
+            admin,
+            Arc::new(builder.build().unwrap()),
+            ProvisionerOptions::default()
+                .rotation_grace(Duration::from_millis(100))
+                .layout(layout),
+        );
+        CfnHandler::new(Arc::new(provisioner)).allow_response_url_hosts(["127.0.0.1"])
+    }
+
+    fn client(&self) -> VaultClient {
+        VaultClient::new(ClientConfig::new(&self.bao.addr()).unwrap()).unwrap()
+    }
+
+    async fn send(
+        &self,
+        handler: &CfnHandler,
+        kind: &str,
+        physical: Option<&str>,
+        props: Value,
+        old: Option<Value>,
+    ) -> Value {
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut event = json!({
+            "RequestType": kind,
+            "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
+            "StackId": STACK, "RequestId": format!("req-{n}"),
+            "ResourceType": "Custom::VaultAuth", "LogicalResourceId": "ShopVaultAuth",
+            "ResourceProperties": props,
+        });
+        if let Some(p) = physical {
+            event["PhysicalResourceId"] = json!(p);
+        }
+        if let Some(o) = old {
+            event["OldResourceProperties"] = o;
+        }
+        let outcome = handler
+            .handle(event, Some(SystemTime::now() + Duration::from_secs(60)))
+            .await;
+        assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
+        serde_json::to_value(outcome.response.unwrap()).unwrap()
+    }
+
+    async fn object(&self, key: &str) -> Option<Value> {
+        let o = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .ok()?;
+        Some(serde_json::from_slice(&o.body.collect().await.unwrap().into_bytes()).unwrap())
+    }
+
+    async fn role_exists(&self) -> bool {
+        self.root
+            .approle("approle")
+            .read_role("shoptask")
+            .await
+            .unwrap()
+            .is_some()
+    }
+
+    /// Logs in the way a seed-era entrypoint does: role_id and secret_id
+    /// from `vault/appRole/ShopTask`.
+    async fn old_entrypoint_login(&self) -> vault_client::Result<vault_client::AuthInfo> {
+        let object = self.object("vault/appRole/ShopTask").await.unwrap();
+        AppRoleAuth::new(
+            "approle",
+            object["role_id"].as_str().unwrap(),
+            Some(SecretString::from(object["secret_id"].as_str().unwrap())),
+        )
+        .login(&self.client())
+        .await
+    }
+}
+
+fn props(token: &str) -> Value {
+    json!({"ServiceToken": token, "Service": "shop", "Environment": "dev",
+        "Iam": "arn:aws:iam::123456789012:role/ShopTask"})
+}
+
+/// Step 2 and 3 of the guide: the stack's ServiceToken is switched to the
+/// new orchestrator, run with the old tool's layout. The Update adopts the
+/// role (new physical id), the old entrypoints keep working with the
+/// object at the old key, and the Delete CloudFormation then sends for the
+/// old id is harmless. Later, the stack's own Delete removes everything.
+#[tokio::test]
+async fn switching_the_service_token_adopts_the_role_in_the_old_layout() {
+    let env = setup().await;
+    let old_secret_id = env.old_tool_state().await;
+    assert!(env.old_entrypoint_login().await.is_ok());
+    let handler = env.handler(StoreLayout::ServerlessAppRoleManager);
+
+    let body = env
+        .send(
+            &handler,
+            "Update",
+            Some(OLD_ID),
+            props(NEW_TOKEN),
+            Some(props(OLD_TOKEN)),
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    assert_eq!(
+        body["Data"]["CredentialsLocation"],
+        format!("s3://{BUCKET}/vault/appRole/ShopTask")
+    );
+    let object = env.object("vault/appRole/ShopTask").await.unwrap();
+    assert_eq!(object["owner"]["stack_id"], STACK);
+    assert_ne!(object["secret_id"], old_secret_id, "a fresh secret_id");
+    assert!(env.object("vault/approle/shoptask").await.is_none());
+    let login = env.old_entrypoint_login().await.unwrap();
+    assert!(login.policies.contains(&"shop-dev".to_owned()));
+
+    // CloudFormation deletes the old physical id: nothing happens.
+    let body = env
+        .send(&handler, "Delete", Some(OLD_ID), props(OLD_TOKEN), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert!(env.role_exists().await);
+    assert!(env.old_entrypoint_login().await.is_ok());
+
+    // The scheduled rotation finds the role in the old layout.
+    let rotated = handler.scheduled(None).await.unwrap();
+    assert_eq!(rotated["failed"], json!([]), "{rotated}");
+    assert_eq!(rotated["skipped"][0]["role"], "ShopTask", "{rotated}");
+
+    // The stack is deleted: the role and the object go.
+    let body = env
+        .send(&handler, "Delete", Some("shoptask"), props(NEW_TOKEN), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert!(!env.role_exists().await);
+    assert!(env.object("vault/appRole/ShopTask").await.is_none());
+}
+
+/// A resource of the old tool deleted through the new orchestrator (its
+/// ServiceToken switched and the resource removed in the same change):
+/// the role named by `Iam` and its object in the old layout are cleaned up.
+#[tokio::test]
+async fn a_delete_with_an_old_physical_id_cleans_up_a_role_never_adopted() {
+    let env = setup().await;
+    env.old_tool_state().await;
+    let handler = env.handler(StoreLayout::ServerlessAppRoleManager);
+    let body = env
+        .send(&handler, "Delete", Some(OLD_ID), props(NEW_TOKEN), None)
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], OLD_ID);
+    assert!(!env.role_exists().await);
+    assert!(env.object("vault/appRole/ShopTask").await.is_none());
+}
+
+/// Step 4 of the guide: moving to the vault-aws layout. With the default
+/// layout the Update adopts the role and delivers to
+/// `vault/approle/shoptask`; `vault-exec` reads it there.
+#[tokio::test]
+async fn adopting_into_the_vault_aws_layout() {
+    let env = setup().await;
+    env.old_tool_state().await;
+    let handler = env.handler(StoreLayout::VaultAws);
+    let body = env
+        .send(
+            &handler,
+            "Update",
+            Some(OLD_ID),
+            props(NEW_TOKEN),
+            Some(props(OLD_TOKEN)),
+        )
+        .await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    assert_eq!(body["PhysicalResourceId"], "shoptask");
+    let object = env.object("vault/approle/shoptask").await.unwrap();
+    assert_eq!(object["owner"]["logical_resource_id"], "ShopVaultAuth");
+    let access = S3Access::from_client(env.s3.clone());
+    let store = Arc::new(
+        S3CredentialStore::builder(BUCKET)
+            .access(access)
+            .build()
+            .unwrap(),
+    );
+    AppRoleAuth::from_store("approle", store, "shoptask")
+        .login(&env.client())
+        .await
+        .unwrap();
+}
