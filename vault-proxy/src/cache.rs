@@ -714,7 +714,7 @@ impl ResponseCache {
         if !envelope.lease_id.is_empty() && envelope.auth.is_none() {
             // A dynamic secret lives as long as its lease.
             let ttl = Duration::from_secs(envelope.lease_duration);
-            return (!ttl.is_zero()).then(|| Rules {
+            return (!ttl.is_zero()).then_some(Rules {
                 ttl,
                 leased: true,
                 lease: Some(Lease {
@@ -1157,6 +1157,105 @@ mod tests {
         c.fill(&w, vault.fetch()).await.unwrap();
         assert_eq!(hit(&c, &w).await, None, "never stored");
         assert_eq!(vault.reads(), 2);
+    }
+
+    /// Renews every lease for `granted`, or answers `TokenChanged` once
+    /// `changed` is set.
+    #[derive(Clone, Default)]
+    struct FakeLeases {
+        renewals: Arc<AtomicU64>,
+        changed: Arc<AtomicBool>,
+    }
+
+    impl Leases for FakeLeases {
+        fn renew(
+            &self,
+            _id: &str,
+            increment: Duration,
+            generation: u64,
+        ) -> BoxFuture<'static, Renewal> {
+            assert_eq!(generation, 1);
+            let this = self.clone();
+            Box::pin(async move {
+                if this.changed.load(Ordering::SeqCst) {
+                    return Renewal::TokenChanged;
+                }
+                this.renewals.fetch_add(1, Ordering::SeqCst);
+                Renewal::Renewed {
+                    granted: increment,
+                    renewable: true,
+                }
+            })
+        }
+    }
+
+    fn leased_cache(staleness: Duration) -> (ResponseCache, Arc<Metrics>, FakeLeases) {
+        let metrics = Arc::new(Metrics::new());
+        let leases = FakeLeases::default();
+        let c = ResponseCache::new(
+            CacheConfig {
+                default_ttl: Duration::from_secs(5),
+                max_staleness: staleness,
+                ..CacheConfig::default()
+            },
+            Arc::clone(&metrics),
+            Some(Arc::new(leases.clone())),
+        );
+        (c, metrics, leases)
+    }
+
+    async fn sleep(secs: u64) {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_leases_are_renewed_until_evicted() {
+        // Shorter default TTL and bound than the lease: neither applies.
+        let (c, metrics, leases) = leased_cache(Duration::from_secs(3));
+        let vault = Vault::default();
+        let k = key("/v1/database/creds/app", None);
+        vault.set(r#"{"lease_id":"database/creds/app/a","lease_duration":10,"renewable":true,"data":{"username":"u1"}}"#);
+        c.fill(&k, vault.fetch()).await.unwrap();
+        // Three lease durations: still the same entry, renewed meanwhile.
+        sleep(31).await;
+        let (e, refresh) = c.lookup(&k).await.unwrap();
+        assert!(!refresh && e.body.ends_with(br#""u1"}}"#));
+        assert!(leases.renewals.load(Ordering::SeqCst) >= 3);
+        assert_eq!(
+            metrics.get(Event::LeaseRenewal),
+            leases.renewals.load(Ordering::SeqCst)
+        );
+        assert_eq!(vault.reads(), 1);
+        // Evicted: renewal stops.
+        c.inner.store.invalidate(&k).await;
+        drop(e);
+        let before = leases.renewals.load(Ordering::SeqCst);
+        sleep(40).await;
+        assert!(leases.renewals.load(Ordering::SeqCst) <= before + 1);
+        let after = leases.renewals.load(Ordering::SeqCst);
+        sleep(40).await;
+        assert_eq!(
+            leases.renewals.load(Ordering::SeqCst),
+            after,
+            "no renewal after eviction"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_of_a_replaced_token_is_dropped_at_its_next_renewal() {
+        let (c, metrics, leases) = leased_cache(Duration::from_secs(60));
+        let vault = Vault::default();
+        let k = key("/v1/database/creds/app", None);
+        vault.set(
+            r#"{"lease_id":"database/creds/app/a","lease_duration":10,"renewable":true,"data":{}}"#,
+        );
+        let e = c.fill(&k, vault.fetch()).await.unwrap();
+        assert_eq!(e.lease_generation(), Some(1));
+        leases.changed.store(true, Ordering::SeqCst);
+        sleep(8).await;
+        assert_eq!(hit(&c, &k).await, None);
+        assert_eq!(metrics.get(Event::CacheEvictionToken), 1);
+        assert_eq!(leases.renewals.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]
