@@ -586,9 +586,10 @@ impl ResponseCache {
                     let fraction = 0.5 + 0.2 * fastrand::f64();
                     since + expires.saturating_duration_since(since).mul_f64(fraction)
                 } else {
+                    // Retried before the lease ends, but at most every 250 ms.
                     let backoff = Duration::from_millis(250 << failures.min(7));
-                    Instant::now()
-                        + backoff.min(expires.saturating_duration_since(Instant::now()) / 2)
+                    let left = expires.saturating_duration_since(Instant::now());
+                    Instant::now() + backoff.min(left / 2).max(Duration::from_millis(250))
                 };
                 (at, lease.id.clone(), lease.increment, e.generation)
             };
