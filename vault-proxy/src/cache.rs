@@ -18,11 +18,19 @@
 //!   background re-read (single-flight) while hits keep getting the cached
 //!   value; leased responses (a `lease_id`, or `auth`) are never re-read ahead,
 //!   so a refresh never creates a lease.
+//! - **Leases.** A response with a `lease_id` (a dynamic secret) lives as long
+//!   as its lease, not capped by the default TTL or the staleness bound (the
+//!   secret does not change underneath; a new read would only create another
+//!   lease): while it is cached its lease is renewed at 50-70 % of its
+//!   duration, so later callers get the same credentials. Renewal stops when
+//!   the entry is evicted; a refused renewal drops the entry. A lease read
+//!   with an older token than the proxy's current one is never served (Vault
+//!   revokes a lease with the token that created it).
 //! - Wrapped responses, errors and bodies over the size limit are never stored.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -90,12 +98,40 @@ pub(crate) enum Limit {
     Bound,
 }
 
+/// What became of a lease renewal ([`Leases::renew`]).
+#[derive(Debug)]
+pub(crate) enum Renewal {
+    /// Vault renewed the lease for `granted`.
+    Renewed { granted: Duration, renewable: bool },
+    /// The proxy's token is no longer the one that read the lease (or there
+    /// is none any more): the lease dies with the old token.
+    TokenChanged,
+    /// Vault refused: the lease is gone (revoked, expired).
+    Refused(String),
+    /// No answer; worth trying again.
+    Failed(String),
+}
+
+/// Renews the leases of cached responses with the proxy's token.
+pub(crate) trait Leases: Send + Sync {
+    /// Renews `lease_id` by `increment` if the proxy's token is still of
+    /// `generation` (the one that read the lease).
+    fn renew(
+        &self,
+        lease_id: &str,
+        increment: Duration,
+        generation: u64,
+    ) -> BoxFuture<'static, Renewal>;
+}
+
 /// A response read from Vault for the cache.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// Generation of the token the read was sent with.
+    pub(crate) generation: u64,
 }
 
 /// Why a read for the cache got no response from Vault.
@@ -119,8 +155,9 @@ pub(crate) struct Cached {
     fetched: Instant,
     /// The same by the wall clock, which also runs while a Lambda is frozen.
     fetched_wall: SystemTime,
-    /// How long after `fetched` it may be served (zero: never stored).
-    pub(crate) ttl: Duration,
+    /// How long after `fetched` it may be served, in milliseconds (zero:
+    /// never stored); a lease renewal moves it.
+    ttl_ms: AtomicU64,
     limit: Limit,
     /// Age from which a hit starts a background re-read (`None`: leased, never).
     refresh_after: Option<Duration>,
@@ -128,6 +165,19 @@ pub(crate) struct Cached {
     refreshing: AtomicBool,
     /// The generation of its scope when the read was sent.
     scope: Generation,
+    /// Generation of the token the read was sent with.
+    generation: u64,
+    /// The lease of a dynamic secret.
+    lease: Option<Lease>,
+}
+
+/// The lease of a cached response.
+#[derive(Debug)]
+struct Lease {
+    id: String,
+    renewable: bool,
+    /// Asked for on renewal (the lease's first duration).
+    increment: Duration,
 }
 
 impl Cached {
@@ -138,6 +188,21 @@ impl Cached {
             .duration_since(self.fetched_wall)
             .unwrap_or_default();
         self.fetched.elapsed().max(wall)
+    }
+
+    /// How long after the read it may be served.
+    pub(crate) fn ttl(&self) -> Duration {
+        Duration::from_millis(self.ttl_ms.load(Ordering::Acquire))
+    }
+
+    fn set_ttl(&self, ttl: Duration) {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.ttl_ms.store(ms, Ordering::Release);
+    }
+
+    /// The generation of the token that read it, for a leased response.
+    pub(crate) fn lease_generation(&self) -> Option<u64> {
+        self.lease.as_ref().map(|_| self.generation)
     }
 }
 
@@ -211,7 +276,7 @@ impl Expiry<Key, Arc<Cached>> for PerEntryTtl {
         value: &Arc<Cached>,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.ttl().saturating_sub(value.age()))
     }
 
     fn expire_after_update(
@@ -221,7 +286,8 @@ impl Expiry<Key, Arc<Cached>> for PerEntryTtl {
         _updated_at: std::time::Instant,
         _duration_until_expiry: Option<Duration>,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        // Also after a lease renewal put the entry back.
+        Some(value.ttl().saturating_sub(value.age()))
     }
 }
 
@@ -231,6 +297,8 @@ struct Inner {
     flights: Mutex<HashMap<Key, Flight>>,
     next_flight: AtomicU64,
     metrics: Arc<Metrics>,
+    /// Renews the leases of cached responses (`None`: not renewed).
+    leases: Option<Arc<dyn Leases>>,
 }
 
 /// The cache. Cheap to clone.
@@ -248,7 +316,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ResponseCache {
     /// Every entry weighs its size, but at least `max_bytes / max_entries`,
     /// so the one weight bound limits both the bytes and the entry count.
-    pub(crate) fn new(config: CacheConfig, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        config: CacheConfig,
+        metrics: Arc<Metrics>,
+        leases: Option<Arc<dyn Leases>>,
+    ) -> Self {
         let floor = (config.max_bytes / config.max_entries.max(1)).max(1);
         let listener_metrics = Arc::clone(&metrics);
         let store = moka::future::Cache::builder()
@@ -288,6 +360,7 @@ impl ResponseCache {
                 flights: Mutex::default(),
                 next_flight: AtomicU64::new(0),
                 metrics,
+                leases,
             }),
         }
     }
@@ -302,7 +375,7 @@ impl ResponseCache {
                 .await;
             return None;
         }
-        if age >= entry.ttl {
+        if age >= entry.ttl() {
             let cause = match entry.limit {
                 Limit::Ttl => Event::CacheEvictionTtl,
                 Limit::Bound => Event::CacheEvictionBound,
@@ -318,6 +391,12 @@ impl ResponseCache {
             _ => false,
         };
         Some((entry, refresh))
+    }
+
+    /// Drops a leased `entry` read with an older token than the proxy's
+    /// current one (Vault revokes the lease with that token).
+    pub(crate) async fn drop_outdated_lease(&self, key: &Key, entry: &Arc<Cached>) {
+        self.drop_entry(key, entry, Event::CacheEvictionToken).await;
     }
 
     /// Removes `entry` if it is still the one stored under `key`.
@@ -393,11 +472,19 @@ impl ResponseCache {
                 // A write since the read was sent may have changed the answer:
                 // hand it to the callers that waited, store nothing.
                 Ok(entry) if !entry.scope.current() => {}
-                Ok(entry) if !entry.ttl.is_zero() => {
+                Ok(entry) if !entry.ttl().is_zero() => {
                     this.inner
                         .store
                         .insert(task_key.clone(), Arc::clone(entry))
                         .await;
+                    if let (Some(leases), Some(lease)) = (&this.inner.leases, &entry.lease)
+                        && lease.renewable
+                    {
+                        let renewer = this.clone();
+                        let weak = Arc::downgrade(entry);
+                        let (key, leases) = (task_key.clone(), Arc::clone(leases));
+                        tokio::spawn(async move { renewer.keep_renewed(key, weak, leases).await });
+                    }
                 }
                 // Vault now answers with something that may not be stored
                 // (an error, a wrapped response): the stored answer is outdated.
@@ -438,26 +525,138 @@ impl ResponseCache {
         } else {
             None
         };
-        let (ttl, limit, refresh_after) = match rules {
-            Some(Rules { ttl, leased }) if ttl > self.config.max_staleness => (
+        let (ttl, limit, refresh_after, lease) = match rules {
+            // A dynamic secret: as long as its lease (renewed while cached).
+            Some(Rules {
+                ttl,
+                lease: Some(lease),
+                ..
+            }) => (ttl, Limit::Ttl, None, Some(lease)),
+            Some(Rules { ttl, leased, .. }) if ttl > self.config.max_staleness => (
                 self.config.max_staleness,
                 Limit::Bound,
                 (!leased).then_some(self.config.max_staleness / 4 * 3),
+                None,
             ),
-            Some(Rules { ttl, leased }) => (ttl, Limit::Ttl, (!leased).then_some(ttl / 4 * 3)),
-            None => (Duration::ZERO, Limit::Ttl, None),
+            Some(Rules { ttl, leased, .. }) => {
+                (ttl, Limit::Ttl, (!leased).then_some(ttl / 4 * 3), None)
+            }
+            None => (Duration::ZERO, Limit::Ttl, None, None),
         };
-        Cached {
+        let entry = Cached {
             status: f.status,
             headers: f.headers,
             body: f.body,
             fetched: fetched.0,
             fetched_wall: fetched.1,
-            ttl,
+            ttl_ms: AtomicU64::new(0),
             limit,
             refresh_after,
             refreshing: AtomicBool::new(false),
             scope,
+            generation: f.generation,
+            lease,
+        };
+        entry.set_ttl(ttl);
+        entry
+    }
+
+    /// Renews the lease of the entry under `key` at 50-70 % of its duration
+    /// while it is cached; stops when it is evicted or replaced, when Vault
+    /// refuses (the entry is dropped), when the token that read it was
+    /// replaced (dropped: the lease dies with that token) and when the lease
+    /// reaches its max TTL (the entry then ends with the lease).
+    async fn keep_renewed(self, key: Key, entry: Weak<Cached>, leases: Arc<dyn Leases>) {
+        let Some(first) = entry.upgrade() else {
+            return;
+        };
+        let mut since = first.fetched;
+        drop(first);
+        let mut failures: u32 = 0;
+        loop {
+            let (at, id, increment, generation) = {
+                let Some(e) = entry.upgrade() else {
+                    return;
+                };
+                let Some(lease) = e.lease.as_ref() else {
+                    return;
+                };
+                let expires = e.fetched + e.ttl();
+                let at = if failures == 0 {
+                    let fraction = 0.5 + 0.2 * fastrand::f64();
+                    since + expires.saturating_duration_since(since).mul_f64(fraction)
+                } else {
+                    // Retried before the lease ends, but at most every 250 ms.
+                    let backoff = Duration::from_millis(250 << failures.min(7));
+                    let left = expires.saturating_duration_since(Instant::now());
+                    Instant::now() + backoff.min(left / 2).max(Duration::from_millis(250))
+                };
+                (at, lease.id.clone(), lease.increment, e.generation)
+            };
+            // Holds no reference while asleep: an evicted entry is freed.
+            tokio::time::sleep_until(at).await;
+            let Some(e) = entry.upgrade() else {
+                return;
+            };
+            if e.age() >= e.ttl() || !self.still_stored(&key, &e, false).await {
+                return;
+            }
+            let started = Instant::now();
+            match leases.renew(&id, increment, generation).await {
+                Renewal::Renewed { granted, renewable } => {
+                    self.inner.metrics.inc(Event::LeaseRenewal);
+                    e.set_ttl(started.saturating_duration_since(e.fetched) + granted);
+                    // Put back, so that the store's expiry follows the lease.
+                    if !self.still_stored(&key, &e, true).await {
+                        return;
+                    }
+                    tracing::debug!(lease_id = %id, granted_s = granted.as_secs(), "renewed the lease of a cached response");
+                    since = started;
+                    failures = 0;
+                    if !renewable || granted + Duration::from_secs(1) < increment {
+                        // At its max TTL: the entry ends with the lease.
+                        return;
+                    }
+                }
+                Renewal::TokenChanged => {
+                    self.drop_entry(&key, &e, Event::CacheEvictionToken).await;
+                    return;
+                }
+                Renewal::Refused(message) => {
+                    self.inner.metrics.inc(Event::LeaseRenewalFailure);
+                    tracing::info!(lease_id = %id, error = %message, "vault refused to renew the lease of a cached response; dropping it");
+                    self.drop_entry(&key, &e, Event::CacheEvictionTtl).await;
+                    return;
+                }
+                Renewal::Failed(message) => {
+                    self.inner.metrics.inc(Event::LeaseRenewalFailure);
+                    tracing::warn!(lease_id = %id, error = %message, "cannot renew the lease of a cached response; retrying");
+                    failures = failures.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Whether `entry` is still the one stored under `key`; `put_back`
+    /// stores it again (its expiry is computed anew).
+    async fn still_stored(&self, key: &Key, entry: &Arc<Cached>, put_back: bool) -> bool {
+        let result = self
+            .inner
+            .store
+            .entry_by_ref(key)
+            .and_compute_with(|current| {
+                std::future::ready(match current {
+                    Some(c) if Arc::ptr_eq(c.value(), entry) && put_back => {
+                        Op::Put(Arc::clone(entry))
+                    }
+                    _ => Op::Nop,
+                })
+            })
+            .await;
+        match result {
+            moka::ops::compute::CompResult::ReplacedWith(_) => true,
+            moka::ops::compute::CompResult::Unchanged(c) => Arc::ptr_eq(c.value(), entry),
+            _ => false,
         }
     }
 
@@ -495,6 +694,8 @@ impl ResponseCache {
             #[serde(default)]
             lease_id: String,
             #[serde(default)]
+            renewable: bool,
+            #[serde(default)]
             wrap_info: Option<serde::de::IgnoredAny>,
             #[serde(default)]
             auth: Option<AuthLease>,
@@ -511,6 +712,19 @@ impl ResponseCache {
         if envelope.wrap_info.is_some() {
             return None;
         }
+        if !envelope.lease_id.is_empty() && envelope.auth.is_none() {
+            // A dynamic secret lives as long as its lease.
+            let ttl = Duration::from_secs(envelope.lease_duration);
+            return (!ttl.is_zero()).then_some(Rules {
+                ttl,
+                leased: true,
+                lease: Some(Lease {
+                    id: envelope.lease_id,
+                    renewable: envelope.renewable,
+                    increment: ttl,
+                }),
+            });
+        }
         let mut ttl = self.config.default_ttl;
         if envelope.lease_duration > 0 || !envelope.lease_id.is_empty() {
             ttl = ttl.min(Duration::from_secs(envelope.lease_duration));
@@ -519,7 +733,11 @@ impl ResponseCache {
         if let Some(auth) = envelope.auth {
             ttl = ttl.min(Duration::from_secs(auth.lease_duration));
         }
-        (!ttl.is_zero()).then_some(Rules { ttl, leased })
+        (!ttl.is_zero()).then_some(Rules {
+            ttl,
+            leased,
+            lease: None,
+        })
     }
 }
 
@@ -527,6 +745,8 @@ struct Rules {
     ttl: Duration,
     /// A lease or a token: re-reading it would create another.
     leased: bool,
+    /// The lease of a dynamic secret (a `lease_id`, no `auth`).
+    lease: Option<Lease>,
 }
 
 /// Methods that can change what Vault answers (LIST and GET are reads).
@@ -684,6 +904,7 @@ mod tests {
                 ..CacheConfig::default()
             },
             Arc::clone(&metrics),
+            None,
         );
         (c, metrics)
     }
@@ -718,6 +939,7 @@ mod tests {
                     status: StatusCode::OK,
                     headers: HeaderMap::new(),
                     body: Bytes::from(body),
+                    generation: 1,
                 })
             })
         }
@@ -938,6 +1160,105 @@ mod tests {
         assert_eq!(vault.reads(), 2);
     }
 
+    /// Renews every lease for `granted`, or answers `TokenChanged` once
+    /// `changed` is set.
+    #[derive(Clone, Default)]
+    struct FakeLeases {
+        renewals: Arc<AtomicU64>,
+        changed: Arc<AtomicBool>,
+    }
+
+    impl Leases for FakeLeases {
+        fn renew(
+            &self,
+            _id: &str,
+            increment: Duration,
+            generation: u64,
+        ) -> BoxFuture<'static, Renewal> {
+            assert_eq!(generation, 1);
+            let this = self.clone();
+            Box::pin(async move {
+                if this.changed.load(Ordering::SeqCst) {
+                    return Renewal::TokenChanged;
+                }
+                this.renewals.fetch_add(1, Ordering::SeqCst);
+                Renewal::Renewed {
+                    granted: increment,
+                    renewable: true,
+                }
+            })
+        }
+    }
+
+    fn leased_cache(staleness: Duration) -> (ResponseCache, Arc<Metrics>, FakeLeases) {
+        let metrics = Arc::new(Metrics::new());
+        let leases = FakeLeases::default();
+        let c = ResponseCache::new(
+            CacheConfig {
+                default_ttl: Duration::from_secs(5),
+                max_staleness: staleness,
+                ..CacheConfig::default()
+            },
+            Arc::clone(&metrics),
+            Some(Arc::new(leases.clone())),
+        );
+        (c, metrics, leases)
+    }
+
+    async fn sleep(secs: u64) {
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_leases_are_renewed_until_evicted() {
+        // Shorter default TTL and bound than the lease: neither applies.
+        let (c, metrics, leases) = leased_cache(Duration::from_secs(3));
+        let vault = Vault::default();
+        let k = key("/v1/database/creds/app", None);
+        vault.set(r#"{"lease_id":"database/creds/app/a","lease_duration":10,"renewable":true,"data":{"username":"u1"}}"#);
+        c.fill(&k, vault.fetch()).await.unwrap();
+        // Three lease durations: still the same entry, renewed meanwhile.
+        sleep(31).await;
+        let (e, refresh) = c.lookup(&k).await.unwrap();
+        assert!(!refresh && e.body.ends_with(br#""u1"}}"#));
+        assert!(leases.renewals.load(Ordering::SeqCst) >= 3);
+        assert_eq!(
+            metrics.get(Event::LeaseRenewal),
+            leases.renewals.load(Ordering::SeqCst)
+        );
+        assert_eq!(vault.reads(), 1);
+        // Evicted: renewal stops.
+        c.inner.store.invalidate(&k).await;
+        drop(e);
+        let before = leases.renewals.load(Ordering::SeqCst);
+        sleep(40).await;
+        assert!(leases.renewals.load(Ordering::SeqCst) <= before + 1);
+        let after = leases.renewals.load(Ordering::SeqCst);
+        sleep(40).await;
+        assert_eq!(
+            leases.renewals.load(Ordering::SeqCst),
+            after,
+            "no renewal after eviction"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lease_of_a_replaced_token_is_dropped_at_its_next_renewal() {
+        let (c, metrics, leases) = leased_cache(Duration::from_secs(60));
+        let vault = Vault::default();
+        let k = key("/v1/database/creds/app", None);
+        vault.set(
+            r#"{"lease_id":"database/creds/app/a","lease_duration":10,"renewable":true,"data":{}}"#,
+        );
+        let e = c.fill(&k, vault.fetch()).await.unwrap();
+        assert_eq!(e.lease_generation(), Some(1));
+        leases.changed.store(true, Ordering::SeqCst);
+        sleep(8).await;
+        assert_eq!(hit(&c, &k).await, None);
+        assert_eq!(metrics.get(Event::CacheEvictionToken), 1);
+        assert_eq!(leases.renewals.load(Ordering::SeqCst), 0);
+    }
+
     #[tokio::test]
     async fn bounded_in_entries() {
         let (c, _) = {
@@ -949,6 +1270,7 @@ mod tests {
                     ..CacheConfig::default()
                 },
                 Arc::clone(&metrics),
+                None,
             );
             (c, metrics)
         };

@@ -127,7 +127,9 @@ pub struct CacheConfig {
     /// `cache` are cached).
     pub enabled_by_default: bool,
     /// Longest time a response is served from the cache (`VAULT_DEFAULT_CACHE_TTL`, default 5m);
-    /// a leased response never outlives its lease.
+    /// a leased response never outlives its lease. Responses with a
+    /// `lease_id` (dynamic secrets) live as long as their lease, renewed
+    /// while cached, whatever this and `max_staleness` say.
     pub default_ttl: Duration,
     /// Longest time after the proxy read a value from Vault that the value is
     /// served from the cache, so a write made elsewhere (not through this proxy)

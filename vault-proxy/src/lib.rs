@@ -26,7 +26,7 @@
 //! | piece | does |
 //! |---|---|
 //! | [`TokenManager`] | logs in through any `Arc<dyn VaultAuth>`, renews before expiry (with jitter), logs in again when renewal is refused, the token cannot be renewed, is near its max TTL or was revoked; single-flight logins with backoff; lock-free reads; checks expiry by the wall clock (frozen Lambda processes) |
-//! | [`Proxy`] | `127.0.0.1:8200` (or a unix socket): SSRF guard, optional cache (a write through the proxy is read back at once; others show within `VAULT_CACHE_MAX_STALENESS`; hot entries re-read in the background), token injection, streaming forward, one re-login and retry on 403, Prometheus metrics at `/vault-aws/metrics` |
+//! | [`Proxy`] | `127.0.0.1:8200` (or a unix socket): SSRF guard, optional cache (a write through the proxy is read back at once; others show within `VAULT_CACHE_MAX_STALENESS`; hot entries re-read in the background; dynamic secrets served with the same credentials, their leases renewed, dropped when the token changes), token injection, streaming forward, one re-login and retry on 403, Prometheus metrics at `/vault-aws/metrics` |
 //! | [`SecretFiles`] | `VAULT_SECRET_PATH[_X]` → `VAULT_SECRET_FILE[_X]` (0600, atomic), lease renewal and re-read before max TTL, optional refresh interval |
 //! | [`Settings`] | configuration from hashicorp/vault-lambda-extension's variables plus ours (see `docs/proxy.md`) |
 //!

@@ -26,6 +26,7 @@ pub struct Metrics {
     cache_evictions_ttl: AtomicU64,
     cache_evictions_bound: AtomicU64,
     cache_evictions_size: AtomicU64,
+    cache_evictions_token: AtomicU64,
     cache_refreshes_ahead: AtomicU64,
     cache_stale_serves: AtomicU64,
     logins: AtomicU64,
@@ -66,6 +67,9 @@ pub enum Event {
     CacheEvictionBound,
     /// A cache entry made room for others (entry or byte bound).
     CacheEvictionSize,
+    /// A cached lease was dropped: it was read with a token the proxy has
+    /// replaced since (Vault revokes the lease with that token).
+    CacheEvictionToken,
     /// A hot cache entry was re-read in the background before its end.
     CacheRefreshAhead,
     /// A hit was served while its entry was due for a re-read.
@@ -111,6 +115,7 @@ impl Metrics {
             Event::CacheEvictionTtl => &self.cache_evictions_ttl,
             Event::CacheEvictionBound => &self.cache_evictions_bound,
             Event::CacheEvictionSize => &self.cache_evictions_size,
+            Event::CacheEvictionToken => &self.cache_evictions_token,
             Event::CacheRefreshAhead => &self.cache_refreshes_ahead,
             Event::CacheStaleServe => &self.cache_stale_serves,
             Event::Login => &self.logins,
@@ -257,13 +262,14 @@ impl Metrics {
         let name = "vault_proxy_cache_evictions_total";
         let _ = writeln!(
             out,
-            "# HELP {name} Cache entries dropped, by cause: write (a write through the proxy may have changed it), ttl (VAULT_DEFAULT_CACHE_TTL or the lease), bound (VAULT_CACHE_MAX_STALENESS), size (room for others).\n# TYPE {name} counter"
+            "# HELP {name} Cache entries dropped, by cause: write (a write through the proxy may have changed it), ttl (VAULT_DEFAULT_CACHE_TTL or the lease), bound (VAULT_CACHE_MAX_STALENESS), size (room for others), token (a lease read with a token since replaced).\n# TYPE {name} counter"
         );
         for (cause, event) in [
             ("write", Event::CacheEvictionWrite),
             ("ttl", Event::CacheEvictionTtl),
             ("bound", Event::CacheEvictionBound),
             ("size", Event::CacheEvictionSize),
+            ("token", Event::CacheEvictionToken),
         ] {
             let _ = writeln!(out, "{name}{{cause=\"{cause}\"}} {}", self.get(event));
         }

@@ -16,7 +16,9 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::{CacheControl, Cached, Fetch, FetchError, Fetched, Key, ResponseCache};
+use crate::cache::{
+    CacheControl, Cached, Fetch, FetchError, Fetched, Key, Leases, Renewal, ResponseCache,
+};
 use crate::config::{GuardConfig, Listen, METRICS_PATH, ProxyConfig};
 use crate::metrics::{Event, Metrics};
 use crate::token::{Token, TokenError, TokenManager, error_chain};
@@ -164,6 +166,7 @@ impl Proxy {
                 cache: Some(ResponseCache::new(
                     config.cache.clone(),
                     Arc::clone(&metrics),
+                    Some(Arc::new(TokenLeases(tokens.clone()))),
                 )),
                 max_retry_body: config.max_retry_body,
                 metrics,
@@ -521,11 +524,16 @@ impl Proxy {
             namespace: self.namespace_of(parts).map(<[u8]>::to_vec),
         };
         if !recache && let Some((entry, refresh)) = cache.lookup(&key).await {
-            if refresh {
-                cache.refresh(&key, self.fetch_for_cache(parts));
+            if self.lease_outlived(&entry).await {
+                // Vault revokes the lease with the token that read it.
+                cache.drop_outdated_lease(&key, &entry).await;
+            } else {
+                if refresh {
+                    cache.refresh(&key, self.fetch_for_cache(parts));
+                }
+                self.state.metrics.inc(Event::CacheHit);
+                return Ok(cached_response(&entry, true));
             }
-            self.state.metrics.inc(Event::CacheHit);
-            return Ok(cached_response(&entry, true));
         }
         self.state.metrics.inc(Event::CacheMiss);
         let fetch = self.fetch_for_cache(parts);
@@ -540,6 +548,18 @@ impl Proxy {
         }
     }
 
+    /// Whether `entry` holds a lease read with another token than the one
+    /// requests use now (a new login since, or none to be had).
+    async fn lease_outlived(&self, entry: &Cached) -> bool {
+        let Some(generation) = entry.lease_generation() else {
+            return false;
+        };
+        match self.state.tokens.token().await {
+            Ok(token) => token.generation() != generation,
+            Err(_) => true,
+        }
+    }
+
     /// A GET of the request's path, as a task of its own (it outlives the
     /// request when it refreshes an entry or other callers wait for it).
     fn fetch_for_cache(&self, parts: &http::request::Parts) -> Fetch {
@@ -550,7 +570,7 @@ impl Proxy {
         *request.headers_mut() = parts.headers.clone();
         let (parts, ()) = request.into_parts();
         Box::pin(async move {
-            let (response, _) = this
+            let (response, token) = this
                 .forward(&parts, ReqBody::Buffered(Bytes::new()))
                 .await
                 .map_err(|f| FetchError {
@@ -571,7 +591,50 @@ impl Proxy {
                 status,
                 headers,
                 body,
+                generation: token.generation(),
             })
+        })
+    }
+}
+
+/// Renews the leases of cached responses with the managed token.
+struct TokenLeases(TokenManager);
+
+impl Leases for TokenLeases {
+    fn renew(
+        &self,
+        lease_id: &str,
+        increment: Duration,
+        generation: u64,
+    ) -> futures_util::future::BoxFuture<'static, Renewal> {
+        let tokens = self.0.clone();
+        let id = lease_id.to_owned();
+        Box::pin(async move {
+            let token = match tokens.token().await {
+                Ok(t) => t,
+                // Shut down, or a login refused for good: the lease dies
+                // with the token that read it.
+                Err(e) if !e.is_retryable() => return Renewal::TokenChanged,
+                Err(e) => return Renewal::Failed(e.to_string()),
+            };
+            if token.generation() != generation {
+                return Renewal::TokenChanged;
+            }
+            let result = tokens
+                .client()
+                .with_token(token.secret().clone())
+                .renew_lease(&id, Some(increment))
+                .await;
+            match result {
+                Ok(r) => Renewal::Renewed {
+                    granted: r.lease_duration,
+                    renewable: r.renewable,
+                },
+                Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => {
+                    Renewal::Refused(error_chain(&e))
+                }
+                Err(e) => Renewal::Failed(error_chain(&e)),
+            }
         })
     }
 }
