@@ -14,7 +14,7 @@
 //! let auth = Arc::new(vault_client::TokenAuth::from_lookup(env)?);
 //! let source = Arc::new(config.source(vault, Some(auth))?);
 //! let sdk = aws::sdk_config(&aws::AwsSettings::default(), None).await;
-//! for replicator in config.replicators(source, &sdk)? {
+//! for replicator in config.replicators(source, &sdk).await? {
 //!     let report = replicator.run(false).await;
 //!     println!("{}", report.table());
 //! }
@@ -54,12 +54,13 @@ pub mod source;
 mod target;
 
 pub use calls::{ApiCalls, RateLimiter, RateLimits};
-pub use config::ReplicateConfig;
+pub use config::{DEFAULT_DEADLINE_MARGIN, Destination, ReplicateConfig};
 pub use error::{ConfigError, Error, Result};
 pub use model::{
     DeletionPolicy, Granularity, MANAGED_BY, Naming, SourceEntry, SourceScope, SourceSnapshot,
     TAG_KEY, TAG_KEY_COUNT, TAG_MANAGED_BY, TAG_MOUNT, TAG_PATH, TAG_STATE, TAG_VERSION,
-    TargetEntry, TargetSnapshot, validate_secret_name, validate_tag_value,
+    TAG_VERSION_ID, TargetEntry, TargetSnapshot, validate_secret_name, validate_tag_value,
+    value_digest,
 };
 #[cfg(any(test, feature = "test-util"))]
 pub use notify::MockNotifier;

@@ -49,6 +49,10 @@ pub struct PlanItem {
     pub path: String,
     /// The Vault version to write (create/update/unchanged).
     pub version: Option<u64>,
+    /// What identifies that version (create/update/unchanged; see
+    /// [`crate::TAG_VERSION_ID`]).
+    #[serde(default)]
+    pub version_id: Option<String>,
     /// The existing target entries this action works on: for create/update
     /// those with the expected name(s) (updated, restored or reused), for
     /// delete/orphan the ones to retire.
@@ -154,6 +158,7 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
         mount: s.mount.clone(),
         path: s.path.clone(),
         version: Some(s.version),
+        version_id: Some(s.version_id.clone()),
         entries: current.iter().map(|e| (*e).clone()).collect(),
         reason,
     };
@@ -187,6 +192,25 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
                 "vault has version {}, the target has {}",
                 s.version, e.version
             ),
+        );
+    }
+    if let Some(e) = live
+        .iter()
+        .find(|e| e.version_id.as_deref() != Some(s.version_id.as_str()))
+    {
+        return item(
+            Action::Update,
+            match &e.version_id {
+                None => "the target has no vault-version-id tag (written by an older release): \
+                         written again once"
+                    .to_owned(),
+                Some(_) if s.version == 0 => "the value changed in vault (kv v1)".to_owned(),
+                Some(old) => format!(
+                    "vault's version {} was created at {}, the target holds the one created at {old} \
+                     (the secret was deleted and written again)",
+                    s.version, s.version_id
+                ),
+            },
         );
     }
     if granularity == Granularity::Key {
@@ -260,6 +284,7 @@ fn retire(
         mount: mount.to_owned(),
         path: path.to_owned(),
         version: None,
+        version_id: None,
         entries,
         reason,
     })
@@ -290,6 +315,7 @@ mod tests {
                     mount: "secret".into(),
                     path: (*p).into(),
                     version: *v,
+                    version_id: format!("t{v}"),
                 })
                 .collect(),
             skipped_deleted: 0,
@@ -304,6 +330,7 @@ mod tests {
             path: path.into(),
             key: None,
             version,
+            version_id: Some(format!("t{version}")),
             key_count: 1,
             orphaned: false,
             pending_deletion: false,
@@ -495,6 +522,40 @@ mod tests {
         assert_eq!(
             actions(&p),
             vec![("a".into(), Action::Create), ("a".into(), Action::Orphan)]
+        );
+    }
+
+    #[test]
+    fn a_recreated_secret_at_the_same_version_number_is_updated() {
+        // Deleted completely and written again: version 1 again, another time.
+        let mut s = src(&[("a", 1)]);
+        s.entries[0].version_id = "2026-12-01T05:00:00.1Z".into();
+        let mut old = entry("a", 1);
+        old.version_id = Some("2026-11-01T05:00:00.1Z".into());
+        let p = plan(&s, &tgt(vec![old]), &policy(DeletionPolicy::None));
+        assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
+        assert!(
+            p.items[0].reason.contains("deleted and written again"),
+            "{}",
+            p.items[0].reason
+        );
+        assert_eq!(
+            p.items[0].version_id.as_deref(),
+            Some("2026-12-01T05:00:00.1Z")
+        );
+        // A replica from an older release (no vault-version-id): written once.
+        let mut legacy = entry("a", 1);
+        legacy.version_id = None;
+        let p = plan(
+            &src(&[("a", 1)]),
+            &tgt(vec![legacy]),
+            &policy(DeletionPolicy::None),
+        );
+        assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
+        assert!(
+            p.items[0].reason.contains("older release"),
+            "{}",
+            p.items[0].reason
         );
     }
 

@@ -33,6 +33,9 @@ pub mod kinds {
     pub const DELETE: &str = "secretsmanager.DeleteSecret";
 }
 
+/// The largest `SecretString` Secrets Manager accepts, in bytes.
+pub const MAX_SECRET_BYTES: usize = 65_536;
+
 /// Default calls per second for each write API (CreateSecret, PutSecretValue,
 /// TagResource, DeleteSecret, RestoreSecret); Secrets Manager's quota is 50.
 pub const DEFAULT_WRITE_TPS: u32 = 40;
@@ -285,6 +288,15 @@ impl Target for SecretsManagerTarget {
         calls: &ApiCalls,
     ) -> Result<WriteOutcome> {
         validate_secret_name(&desired.name)?;
+        let bytes = desired.value.expose_secret().len();
+        if bytes > MAX_SECRET_BYTES {
+            return Err(Error::TooLarge {
+                name: desired.name.clone(),
+                bytes,
+                max: MAX_SECRET_BYTES,
+                target: "Secrets Manager",
+            });
+        }
         match existing {
             None => self.create(desired, calls).await,
             Some(e) => {

@@ -370,3 +370,126 @@ async fn key_granularity_and_an_interrupted_run_converge() {
     );
     assert_eq!(all_names(&sm).await.len(), expected - 1);
 }
+
+/// A secret deleted completely in Vault and written again restarts at
+/// version 1: the replica must get the new value, not stay "unchanged".
+/// A replica written before `vault-version-id` existed is written once.
+#[tokio::test]
+async fn a_secret_deleted_and_written_again_gets_its_new_value() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let run = replicator(
+        source(&v),
+        sm_target(&sm, false),
+        Granularity::Secret,
+        DeletionPolicy::None,
+    );
+
+    assert_eq!(write(&v, "db", json!({"password": "old"})).await, 1);
+    write(&v, "other", json!({"k": "v"})).await;
+    let r = run.run(false).await;
+    assert_eq!(r.count("create"), 2, "{}", r.table());
+    let first_id = tags(&sm, "vault/db").await.get("vault-version-id").cloned();
+
+    v.kv2("secret").delete_metadata("db").await.unwrap();
+    assert_eq!(write(&v, "db", json!({"password": "new"})).await, 1);
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(
+        (r.count("update"), r.count("unchanged")),
+        (1, 1),
+        "{}",
+        r.table()
+    );
+    assert_eq!(value(&sm, "vault/db").await, r#"{"password":"new"}"#);
+    let t = tags(&sm, "vault/db").await;
+    assert_eq!(t["vault-version"], "1");
+    assert!(
+        t["vault-version-id"].ends_with('Z'),
+        "a created_time: {t:?}"
+    );
+    assert_ne!(Some(&t["vault-version-id"]), first_id.as_ref());
+    let r = run.run(false).await;
+    assert_eq!(r.count("unchanged"), 2, "{}", r.table());
+
+    // A replica written by an older release (no vault-version-id tag).
+    sm.untag_resource()
+        .secret_id("vault/other")
+        .tag_keys("vault-version-id")
+        .send()
+        .await
+        .unwrap();
+    let r = run.run(false).await;
+    assert_eq!(
+        (r.count("update"), r.count("unchanged")),
+        (1, 1),
+        "{}",
+        r.table()
+    );
+    assert!(
+        tags(&sm, "vault/other")
+            .await
+            .contains_key("vault-version-id")
+    );
+    let r = run.run(false).await;
+    assert_eq!(r.count("unchanged"), 2, "{}", r.table());
+}
+
+/// Values over 65,536 bytes and names Secrets Manager refuses fail with a
+/// clear reason before any AWS call; the other secrets are replicated.
+#[tokio::test]
+async fn oversized_values_and_refused_names_fail_alone_before_any_aws_call() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let run = replicator(
+        source(&v),
+        sm_target(&sm, false),
+        Granularity::Secret,
+        DeletionPolicy::None,
+    );
+    write(&v, "big", json!({"blob": "x".repeat(70_000)})).await;
+    // Exactly at the limit: {"blob":"..."} is 11 bytes of JSON around the value.
+    write(&v, "edge", json!({"blob": "y".repeat(65_536 - 11)})).await;
+    write(&v, "with space", json!({"k": "v"})).await;
+    write(&v, "db-a1b2c3", json!({"k": "v"})).await;
+    write(&v, "fine", json!({"k": "v"})).await;
+
+    let r = run.run(false).await;
+    assert_eq!(
+        (r.count("create"), r.count("failed")),
+        (2, 3),
+        "{}",
+        r.table()
+    );
+    assert_eq!(r.calls("secretsmanager.CreateSecret"), 2, "{}", r.table());
+    let reason = |p: &str| {
+        r.failures
+            .iter()
+            .find(|f| f.path == p)
+            .map(|f| f.reason.clone())
+            .unwrap_or_else(|| panic!("{p} did not fail: {}", r.table()))
+    };
+    let big = reason("big");
+    assert!(
+        big.contains("70011 bytes") && big.contains("65536"),
+        "{big}"
+    );
+    assert!(
+        reason("with space").contains("' ' is not allowed"),
+        "{}",
+        r.table()
+    );
+    assert!(
+        reason("db-a1b2c3").contains("six characters"),
+        "{}",
+        r.table()
+    );
+    assert!(r.failures.iter().all(|f| !f.retryable));
+    assert_eq!(
+        all_names(&sm).await,
+        vec!["vault/edge".to_owned(), "vault/fine".to_owned()]
+    );
+    assert_eq!(value(&sm, "vault/edge").await.len(), 65_536);
+}
