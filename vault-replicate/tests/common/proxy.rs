@@ -21,6 +21,8 @@ pub struct Stats {
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub requests: AtomicUsize,
+    /// `METHOD path body` of every request (bodies of at most 4 KiB).
+    pub log: std::sync::Mutex<Vec<String>>,
 }
 
 pub struct Proxy {
@@ -99,6 +101,14 @@ async fn forward(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    if let Ok(mut log) = stats.log.lock() {
+        let shown = &body[..body.len().min(4096)];
+        log.push(format!(
+            "{} {path} {}",
+            parts.method,
+            String::from_utf8_lossy(shown)
+        ));
+    }
     let mut out = client.request(parts.method.clone(), format!("{upstream}{path}"));
     for (k, v) in &parts.headers {
         if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
