@@ -130,6 +130,11 @@ pub struct ReplicateConfig {
     /// `REPLICATE_DESTINATIONS` (default none): more Secrets Manager
     /// destinations, each replicated on its own.
     pub destinations: Vec<Destination>,
+    /// `REPLICATE_FULL_LIST_SECONDS` (default 3600; 0 = always list
+    /// everything): how often a long-lived replicator (a warm Lambda) lists
+    /// all of Secrets Manager; between, it lists by name partitions
+    /// concurrently (see [`Replicator::with_partitioned_listing`]).
+    pub full_list_every: std::time::Duration,
 }
 
 fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
@@ -240,7 +245,16 @@ impl ReplicateConfig {
             Some(raw) => parse_destinations(&raw)?,
             None => Vec::new(),
         };
+        let full_list_every = match get("REPLICATE_FULL_LIST_SECONDS") {
+            Some(v) => std::time::Duration::from_secs(parse_num(
+                "REPLICATE_FULL_LIST_SECONDS",
+                &v,
+                "seconds (0 = list everything on every run)",
+            )?),
+            None => std::time::Duration::from_secs(3600),
+        };
         let config = Self {
+            full_list_every,
             destinations,
             deadline_margin,
             detailed_metadata: get("REPLICATE_DETAILED_METADATA")
@@ -381,10 +395,18 @@ impl ReplicateConfig {
             naming: self.naming(&prefix)?,
             deletion: self.deletion,
         };
-        Ok(
+        Ok(self.partitioned(
             Replicator::new(source, Arc::new(target), policy, self.concurrency)?
                 .with_label(format!("secretsmanager:{}", d.name)),
-        )
+        ))
+    }
+
+    fn partitioned(&self, r: Replicator) -> Replicator {
+        if self.full_list_every.is_zero() {
+            r
+        } else {
+            r.with_partitioned_listing(self.full_list_every)
+        }
     }
 
     fn local_replicators(
@@ -401,12 +423,12 @@ impl ReplicateConfig {
                 .write_tps(self.write_tps)
                 .read_tps(self.read_tps)
                 .build()?;
-            out.push(Replicator::new(
+            out.push(self.partitioned(Replicator::new(
                 source.clone(),
                 Arc::new(target),
                 self.policy()?,
                 self.concurrency,
-            )?);
+            )?));
         }
         if let Some(bucket) = &self.s3_bucket {
             let prefix = self
@@ -528,6 +550,7 @@ mod tests {
             ("REPLICATE_DETAILED_METADATA", "sometimes"),
             ("REPLICATE_METADATA_CONCURRENCY", "0"),
             ("REPLICATE_DEADLINE_MARGIN_MS", "soon"),
+            ("REPLICATE_FULL_LIST_SECONDS", "hourly"),
             (
                 "REPLICATE_DESTINATIONS",
                 "[{\"name\": \"eu\", \"regoin\": \"eu-west-1\"}]",

@@ -336,6 +336,18 @@ impl Naming {
         // An empty prefix leaves a leading `/`: drop it.
         name.trim_start_matches('/').to_owned()
     }
+
+    /// What every target name of `mount`/`path` starts with: the name
+    /// (secret granularity), or the name up to where the key goes.
+    pub fn name_prefix(&self, mount: &str, path: &str) -> String {
+        match self.granularity {
+            Granularity::Secret => self.name(mount, path, None),
+            Granularity::Key => {
+                let marked = self.name(mount, path, Some("\u{0}"));
+                marked.split('\u{0}').next().unwrap_or_default().to_owned()
+            }
+        }
+    }
 }
 
 /// Checks a Secrets Manager secret name: 1 to 512 characters of

@@ -290,6 +290,70 @@ fn retire(
     })
 }
 
+/// Name prefixes that together cover every name of `names`, each covering at
+/// most `max` of them (where a longer prefix can split a group): the
+/// partitions of a concurrent, name-filtered listing. A name is covered by
+/// the prefixes it starts with (ListSecrets' `name` filter is a
+/// case-sensitive prefix match); prefixes may overlap (a name that is a
+/// prefix of others), which only lists some entries twice.
+pub fn name_partitions(names: &[String], max: usize) -> Vec<String> {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = Vec::new();
+    split(&sorted, 0, max.max(1), &mut out);
+    out
+}
+
+fn split(names: &[&str], depth: usize, max: usize, out: &mut Vec<String>) {
+    let Some(first) = names.first() else {
+        return;
+    };
+    if names.len() <= max {
+        out.push(first[..common_prefix_len(names, depth)].to_owned());
+        return;
+    }
+    // Names ending at `depth` (the group's own prefix): one partition each.
+    let mut rest = names;
+    while let Some((n, tail)) = rest.split_first() {
+        if n.len() > depth {
+            break;
+        }
+        out.push((*n).to_owned());
+        rest = tail;
+    }
+    // Group the others by their byte at `depth` (sorted: groups are runs).
+    while let Some(n) = rest.first() {
+        let b = n.as_bytes()[depth];
+        let end = rest
+            .iter()
+            .position(|m| m.as_bytes()[depth] != b)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(end);
+        split(group, depth + 1, max, out);
+        rest = tail;
+    }
+}
+
+/// The length of the longest common prefix of `names` (all sharing the first
+/// `known` bytes), cut back to a character boundary.
+fn common_prefix_len(names: &[&str], known: usize) -> usize {
+    let (Some(first), Some(last)) = (names.first(), names.last()) else {
+        return known;
+    };
+    // Sorted: the first and the last share what all share.
+    let mut n = first
+        .bytes()
+        .zip(last.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !first.is_char_boundary(n) {
+        n -= 1;
+    }
+    debug_assert!(n >= known);
+    n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +621,40 @@ mod tests {
             "{}",
             p.items[0].reason
         );
+    }
+
+    #[test]
+    fn name_partitions_cover_every_name_with_bounded_groups() {
+        let names: Vec<String> = (0..2_000)
+            .map(|i| format!("vault/team-{}/app-{}/secret-{i}", i % 10, (i / 10) % 10))
+            .chain(["vault/top".to_owned(), "vault/team-3".to_owned()])
+            .collect();
+        for max in [1, 7, 100, 500, 2_000, 20_000] {
+            let parts = name_partitions(&names, max);
+            for n in &names {
+                assert!(
+                    parts.iter().any(|p| n.starts_with(p.as_str())),
+                    "{max}: {n}"
+                );
+            }
+            for p in &parts {
+                let covered = names.iter().filter(|n| n.starts_with(p.as_str())).count();
+                // a prefix that is itself a name may also cover a group below it
+                assert!(
+                    covered <= max.max(1) || names.contains(p),
+                    "{max}: {p} covers {covered}"
+                );
+            }
+            if max == 20_000 {
+                assert_eq!(parts, vec!["vault/t".to_owned()]);
+            }
+            if max == 500 {
+                assert!(parts.len() >= 10 && parts.len() <= 40, "{parts:?}");
+            }
+        }
+        assert!(name_partitions(&[], 10).is_empty());
+        let one = name_partitions(&["a/b".to_owned()], 10);
+        assert_eq!(one, vec!["a/b".to_owned()]);
     }
 
     #[test]

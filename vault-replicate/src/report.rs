@@ -63,6 +63,9 @@ pub struct Report {
     /// next run does them): the run is partial.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub left: u64,
+    /// Name partitions the target was listed by (0: one full listing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub list_partitions: u64,
     /// The planned changes (dry runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<PlannedChange>,

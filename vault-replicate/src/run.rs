@@ -37,7 +37,14 @@ pub struct Replicator {
     concurrency: usize,
     progress: Option<Arc<dyn Progress>>,
     label: Option<String>,
+    full_list_interval: Option<std::time::Duration>,
+    last_full_list: std::sync::Mutex<Option<Instant>>,
 }
+
+/// Fewer expected names than this: always one full listing.
+pub const PARTITION_THRESHOLD: usize = 1_000;
+/// Names per partition of a name-filtered listing (5 pages of 100).
+pub const PARTITION_SIZE: usize = 500;
 
 impl std::fmt::Debug for Replicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -82,6 +89,8 @@ impl Replicator {
             concurrency,
             progress: None,
             label: None,
+            full_list_interval: None,
+            last_full_list: std::sync::Mutex::new(None),
         })
     }
 
@@ -92,19 +101,70 @@ impl Replicator {
         self
     }
 
+    /// Lists the target by name partitions, concurrently, instead of in one
+    /// sequential listing: the partitions are the name prefixes of what Vault
+    /// holds (at most [`PARTITION_SIZE`] names each), so a no-change run over
+    /// N secrets waits for about N / 100 / 16 sequential pages instead of
+    /// N / 100. Such a listing cannot see replicas outside those prefixes (a
+    /// whole folder deleted from Vault, an old name template): the first run
+    /// of this replicator, every run after `full_every` has passed since the
+    /// last full listing, and runs with fewer than [`PARTITION_THRESHOLD`]
+    /// secrets list everything, so those are still retired, one interval
+    /// late at most.
+    pub fn with_partitioned_listing(mut self, full_every: std::time::Duration) -> Self {
+        self.full_list_interval = Some(full_every);
+        self
+    }
+
     /// Reports progress to `progress`.
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = Some(progress);
         self
     }
 
-    /// Takes both snapshots (concurrently) and plans.
-    pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64)> {
-        let (source, target) =
-            tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
-        let (source, target) = (source?, target?);
+    /// Takes both snapshots and plans. Returns the plan, the live secrets in
+    /// Vault, the skipped ones, and the partitions of the target listing (0
+    /// for one full listing).
+    pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
+        let full_due = match self.full_list_interval {
+            None => true,
+            Some(every) => self
+                .last_full_list
+                .lock()
+                .map(|last| last.is_none_or(|t| t.elapsed() >= every))
+                .unwrap_or(true),
+        };
+        let (source, target, partitions) = if full_due {
+            let (source, target) =
+                tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
+            (source?, target?, 0)
+        } else {
+            let source = self.source.snapshot(calls).await?;
+            if source.entries.len() < PARTITION_THRESHOLD {
+                (source, self.target.snapshot(calls).await?, 0)
+            } else {
+                let names: Vec<String> = source
+                    .entries
+                    .iter()
+                    .map(|e| self.policy.naming.name_prefix(&e.mount, &e.path))
+                    .collect();
+                let prefixes = crate::plan::name_partitions(&names, PARTITION_SIZE);
+                let target = self.target.snapshot_prefixes(&prefixes, calls).await?;
+                (source, target, prefixes.len() as u64)
+            }
+        };
+        if partitions == 0
+            && let Ok(mut last) = self.last_full_list.lock()
+        {
+            *last = Some(Instant::now());
+        }
         let p = plan(&source, &target, &self.policy);
-        Ok((p, source.entries.len() as u64, source.skipped_deleted))
+        Ok((
+            p,
+            source.entries.len() as u64,
+            source.skipped_deleted,
+            partitions,
+        ))
     }
 
     /// One run: plan, then (unless `dry_run`) execute every change, at most
@@ -143,7 +203,8 @@ impl Replicator {
         };
         match planned {
             Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
-            Ok((p, n, skipped)) => {
+            Ok((p, n, skipped, partitions)) => {
+                report.list_partitions = partitions;
                 report.source_secrets = n;
                 report.skipped_deleted = skipped;
                 if dry_run {
@@ -163,7 +224,7 @@ impl Replicator {
         report
     }
 
-    async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64)> {
+    async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
         let Some(progress) = &self.progress else {
             return self.plan(calls).await;
         };

@@ -100,6 +100,17 @@ pub trait Target: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Lists what we manage.
     async fn snapshot(&self, calls: &ApiCalls) -> Result<TargetSnapshot>;
+    /// Lists what we manage whose name starts with one of `prefixes`
+    /// (partitions listed concurrently); a target that cannot filter by
+    /// name lists everything.
+    async fn snapshot_prefixes(
+        &self,
+        prefixes: &[String],
+        calls: &ApiCalls,
+    ) -> Result<TargetSnapshot> {
+        let _ = prefixes;
+        self.snapshot(calls).await
+    }
     /// Writes one object; `existing` is the snapshot's entry with this name.
     async fn write(
         &self,

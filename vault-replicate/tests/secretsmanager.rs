@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 use testkit::{Moto, OpenBao};
 use vault_replicate::{
@@ -492,4 +493,78 @@ async fn oversized_values_and_refused_names_fail_alone_before_any_aws_call() {
         vec!["vault/edge".to_owned(), "vault/fine".to_owned()]
     );
     assert_eq!(value(&sm, "vault/edge").await.len(), 65_536);
+}
+
+/// Over 1,000 secrets, a warm replicator lists Secrets Manager by name
+/// partitions, concurrently: same plan, drift inside the partitions (a
+/// replica deleted by hand) is caught; what only a full listing sees (a
+/// folder gone from Vault) is retired by the next full listing.
+#[tokio::test]
+async fn partitioned_listing_between_full_listings() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let n = 1_050;
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let v = v.clone();
+            async move { write(&v, &format!("team-{}/s{i}", i % 7), json!({"i": i})).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    write(&v, "gone/x", json!({"k": "v"})).await;
+    let warm = || {
+        replicator(
+            source(&v),
+            sm_target(&sm, false),
+            Granularity::Secret,
+            DeletionPolicy::None,
+        )
+        .with_partitioned_listing(Duration::from_secs(3600))
+    };
+    let run = warm();
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(
+        (r.count("create"), r.list_partitions),
+        (n + 1, 0),
+        "the first run lists everything"
+    );
+
+    v.kv2("secret").delete_metadata("gone/x").await.unwrap();
+    write(&v, "team-3/s3", json!({"i": "changed"})).await;
+    sm.delete_secret()
+        .secret_id("vault/team-5/s5")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert!(r.list_partitions >= 7, "{}", r.list_partitions);
+    assert!(r.calls("secretsmanager.ListSecrets") >= r.list_partitions);
+    assert_eq!(
+        (
+            r.count("update"),
+            r.count("create"),
+            r.count("unchanged"),
+            r.count("orphan")
+        ),
+        (1, 1, n - 2, 0),
+        "{}",
+        r.table()
+    );
+    assert_eq!(value(&sm, "vault/team-3/s3").await, r#"{"i":"changed"}"#);
+    assert_eq!(value(&sm, "vault/team-5/s5").await, r#"{"i":5}"#);
+
+    // A full listing (a new replicator's first run) retires what is gone.
+    let r = warm().run(false).await;
+    assert_eq!(
+        (r.count("orphan"), r.list_partitions),
+        (1, 0),
+        "{}",
+        r.table()
+    );
+    assert_eq!(tags(&sm, "vault/gone/x").await["vault-state"], "orphaned");
 }
