@@ -108,7 +108,7 @@ async fn latency_proxy(upstream: String, delay: Duration) -> String {
                             }
                         }
                         let bytes = r.bytes().await.unwrap();
-                        Ok::<_, Infallible>(b.body(Full::new(Bytes::from(bytes))).unwrap())
+                        Ok::<_, Infallible>(b.body(Full::new(bytes)).unwrap())
                     }
                 });
                 let _ = http1::Builder::new()

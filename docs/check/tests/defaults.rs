@@ -183,6 +183,10 @@ fn replication_defaults() {
         boolean(&doc, "REPLICATE_DETAILED_METADATA")
     );
     assert_eq!(
+        c.full_list_every.as_secs(),
+        number::<u64>(&doc, "REPLICATE_FULL_LIST_SECONDS")
+    );
+    assert_eq!(
         c.metadata_concurrency,
         number::<usize>(&doc, "REPLICATE_METADATA_CONCURRENCY")
     );
