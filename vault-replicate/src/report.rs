@@ -42,7 +42,8 @@ pub struct PlannedChange {
 /// What one run did: counts per action, failures, API calls by kind, time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// `secretsmanager` or `s3`.
+    /// `secretsmanager`, `s3`, or the label of one of several destinations
+    /// (`secretsmanager:<name>`).
     pub target: String,
     /// Whether nothing was written.
     pub dry_run: bool,
