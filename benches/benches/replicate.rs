@@ -4,7 +4,13 @@
 //! Scenarios per size: initial sync, no-change sync, 1% changed, and the
 //! no-change sync again with per-secret metadata reads (what a Vault without
 //! `detailed-metadata` costs, and what the reference sample does on every
-//! run). Prints wall time and API calls by kind.
+//! run). The no-change sync is measured with one full, sequential
+//! ListSecrets listing (a cold replicator) and with the concurrent
+//! name-partitioned listing (a warm one), on plain moto and on moto behind
+//! a pass-through that adds 30 ms to every call (what a call to Secrets
+//! Manager costs; moto alone answers in a few ms but scans every secret per
+//! call). ListSecrets stays under the default 80 calls/s. Prints wall time
+//! and API calls by kind.
 //!
 //! ```sh
 //! cargo bench -p vault-aws-benches --bench replicate             # 1,000
@@ -17,8 +23,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Benchmark helpers fail loudly.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
 
 use aws_credential_types::Credentials;
 use futures_util::stream::{self, StreamExt};
@@ -53,6 +67,77 @@ async fn write_all(v: &VaultClient, ids: impl Iterator<Item = usize>, round: u32
         .await;
 }
 
+/// A pass-through to `upstream` that sleeps `delay` before each call.
+async fn latency_proxy(upstream: String, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = reqwest::Client::new();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (client, upstream) = (client.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: Request<Incoming>| {
+                    let (client, upstream) = (client.clone(), upstream.clone());
+                    async move {
+                        tokio::time::sleep(delay).await;
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes();
+                        let path = parts
+                            .uri
+                            .path_and_query()
+                            .map(|p| p.as_str())
+                            .unwrap_or("/");
+                        let mut out =
+                            client.request(parts.method.clone(), format!("{upstream}{path}"));
+                        for (k, v) in &parts.headers {
+                            if k != hyper::header::HOST && k != hyper::header::CONTENT_LENGTH {
+                                out = out.header(k, v);
+                            }
+                        }
+                        let r = out.body(body).send().await.unwrap();
+                        let mut b = Response::builder().status(r.status());
+                        for (k, v) in r.headers() {
+                            if k != hyper::header::TRANSFER_ENCODING
+                                && k != hyper::header::CONTENT_LENGTH
+                            {
+                                b = b.header(k, v);
+                            }
+                        }
+                        let bytes = r.bytes().await.unwrap();
+                        Ok::<_, Infallible>(b.body(Full::new(bytes)).unwrap())
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn sm_sdk(endpoint: &str) -> aws_config::SdkConfig {
+    aws::sdk_config(
+        &aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(endpoint.to_owned()),
+            max_attempts: 5,
+            initial_backoff: Some(Duration::from_millis(50)),
+        },
+        Some(Credentials::new(
+            "AKIDBENCH",
+            "bench-secret",
+            None,
+            None,
+            "bench",
+        )),
+    )
+    .await
+}
+
 fn row(table: &mut Table, size: usize, scenario: &str, elapsed: Duration, r: &Report) {
     assert!(r.error.is_none(), "{}", r.table());
     if !r.failures.is_empty() {
@@ -82,7 +167,15 @@ fn row(table: &mut Table, size: usize, scenario: &str, elapsed: Duration, r: &Re
         r.calls("vault.list").to_string(),
         r.calls("vault.read_metadata").to_string(),
         r.calls("vault.read").to_string(),
-        r.calls("secretsmanager.ListSecrets").to_string(),
+        format!(
+            "{}{}",
+            r.calls("secretsmanager.ListSecrets"),
+            if r.list_partitions > 0 {
+                format!(" ({} partitions)", r.list_partitions)
+            } else {
+                String::new()
+            }
+        ),
         r.calls("secretsmanager.CreateSecret").to_string(),
         r.calls("secretsmanager.PutSecretValue").to_string(),
         r.calls("secretsmanager.TagResource").to_string(),
@@ -105,22 +198,7 @@ async fn bench(size: usize, table: &mut Table) {
         fmt_duration(started.elapsed())
     );
 
-    let sdk = aws::sdk_config(
-        &aws::AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(moto.endpoint()),
-            max_attempts: 5,
-            initial_backoff: Some(Duration::from_millis(50)),
-        },
-        Some(Credentials::new(
-            "AKIDBENCH",
-            "bench-secret",
-            None,
-            None,
-            "bench",
-        )),
-    )
-    .await;
+    let sdk = sm_sdk(&moto.endpoint()).await;
     let target = Arc::new(
         SecretsManagerTarget::builder(aws::secretsmanager_client(&sdk))
             .write_tps(0)
@@ -140,8 +218,11 @@ async fn bench(size: usize, table: &mut Table) {
                 .unwrap(),
         )
     };
-    let ours = Replicator::new(source(true), target.clone(), policy.clone(), 16).unwrap();
-    let per_secret = Replicator::new(source(false), target, policy, 16).unwrap();
+    let ours = Replicator::new(source(true), target.clone(), policy.clone(), 16)
+        .unwrap()
+        .with_partitioned_listing(Duration::from_secs(3600));
+    let cold = || Replicator::new(source(true), target.clone(), policy.clone(), 16).unwrap();
+    let per_secret = Replicator::new(source(false), target.clone(), policy.clone(), 16).unwrap();
 
     let t = Instant::now();
     let r = ours.run(false).await;
@@ -155,10 +236,59 @@ async fn bench(size: usize, table: &mut Table) {
     }
 
     let t = Instant::now();
-    let r = ours.run(false).await;
-    row(table, size, "no change", t.elapsed(), &r);
+    let r = cold().run(false).await;
+    row(table, size, "no change, full listing", t.elapsed(), &r);
     assert_eq!(r.count("unchanged") as usize, size);
     assert_eq!(r.calls("vault.read"), 0);
+
+    let t = Instant::now();
+    let r = ours.run(false).await;
+    row(
+        table,
+        size,
+        "no change, partitioned listing",
+        t.elapsed(),
+        &r,
+    );
+    assert_eq!(r.count("unchanged") as usize, size);
+
+    // The same against moto behind 30 ms per call.
+    let slow = latency_proxy(moto.endpoint(), Duration::from_millis(30)).await;
+    let slow_target = Arc::new(
+        SecretsManagerTarget::builder(aws::secretsmanager_client(&sm_sdk(&slow).await))
+            .write_tps(0)
+            .build()
+            .unwrap(),
+    );
+    let slow_run = |partitioned: bool| {
+        let r = Replicator::new(source(true), slow_target.clone(), policy.clone(), 16).unwrap();
+        if partitioned {
+            r.with_partitioned_listing(Duration::from_secs(3600))
+        } else {
+            r
+        }
+    };
+    let t = Instant::now();
+    let r = slow_run(false).run(false).await;
+    row(
+        table,
+        size,
+        "no change, full listing, 30 ms/call",
+        t.elapsed(),
+        &r,
+    );
+    let warm = slow_run(true);
+    let _ = warm.run(false).await;
+    let t = Instant::now();
+    let r = warm.run(false).await;
+    row(
+        table,
+        size,
+        "no change, partitioned, 30 ms/call",
+        t.elapsed(),
+        &r,
+    );
+    assert_eq!(r.count("unchanged") as usize, size);
 
     let t = Instant::now();
     let r = per_secret.run(false).await;
@@ -192,7 +322,7 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![1000])
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let mut table = Table::new([
         "secrets",

@@ -52,6 +52,29 @@ pub enum Error {
         problem: String,
     },
 
+    /// A value is larger than the target accepts.
+    #[error(
+        "the value of {name} has {bytes} bytes; {target} accepts at most {max}: not written \
+         (split the Vault secret, or use REPLICATE_GRANULARITY=key)"
+    )]
+    TooLarge {
+        /// The target name.
+        name: String,
+        /// The value's size in bytes.
+        bytes: usize,
+        /// The target's limit.
+        max: usize,
+        /// `Secrets Manager`.
+        target: &'static str,
+    },
+
+    /// The run reached its deadline before the snapshots were taken.
+    #[error(
+        "the deadline came before the snapshots were complete: nothing was written \
+         (give the run more time, or shard it by folder)"
+    )]
+    Deadline,
+
     /// The value of a secret cannot be serialized.
     #[error("cannot serialize the value of {path}: {problem}")]
     Serialize {

@@ -14,7 +14,7 @@
 //! let auth = Arc::new(vault_client::TokenAuth::from_lookup(env)?);
 //! let source = Arc::new(config.source(vault, Some(auth))?);
 //! let sdk = aws::sdk_config(&aws::AwsSettings::default(), None).await;
-//! for replicator in config.replicators(source, &sdk)? {
+//! for replicator in config.replicators(source, &sdk).await? {
 //!     let report = replicator.run(false).await;
 //!     println!("{}", report.table());
 //! }
@@ -23,10 +23,11 @@
 //!
 //! | piece | does |
 //! |---|---|
-//! | [`Source`] / [`VaultKvSource`] | current versions under mounts/folders, recursively: one `detailed-metadata` LIST per folder on OpenBao, bounded-parallel metadata reads where that endpoint is missing; values read AT the planned version |
+//! | [`Source`] / [`VaultKvSource`] | current versions under mounts/folders, recursively: one `detailed-metadata` LIST per folder on OpenBao, bounded-parallel metadata reads where that endpoint is missing (or when forced); values read AT the planned version; KV v1 mounts compared by a digest of the value |
 //! | [`Target`] / [`SecretsManagerTarget`], [`S3Target`] | what we manage (tag `managed-by=vault-replicate`), create/update/delete with per-API rate limits; the SDK retries throttling and 5xx |
 //! | [`plan()`] | a pure function from the two snapshots and a [`PlanPolicy`] to a [`Plan`] |
-//! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`] |
+//! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`]; [`Replicator::run_until`] stops before a deadline (`left` in the report, the next run continues); [`Replicator::with_partitioned_listing`] lists the target by name partitions concurrently between full listings |
+//! | [`Destination`] | more Secrets Manager destinations (regions, accounts through AssumeRole with an external id), each its own replicator |
 //! | [`Notifier`] / [`SnsNotifier`] | a summary under SNS's 256 KiB limit when a run failed |
 //! | [`ReplicateConfig`] | every setting from `REPLICATE_*` variables through a lookup function |
 //!
@@ -54,19 +55,20 @@ pub mod source;
 mod target;
 
 pub use calls::{ApiCalls, RateLimiter, RateLimits};
-pub use config::ReplicateConfig;
+pub use config::{DEFAULT_DEADLINE_MARGIN, Destination, ReplicateConfig};
 pub use error::{ConfigError, Error, Result};
 pub use model::{
     DeletionPolicy, Granularity, MANAGED_BY, Naming, SourceEntry, SourceScope, SourceSnapshot,
     TAG_KEY, TAG_KEY_COUNT, TAG_MANAGED_BY, TAG_MOUNT, TAG_PATH, TAG_STATE, TAG_VERSION,
-    TargetEntry, TargetSnapshot, validate_secret_name, validate_tag_value,
+    TAG_VERSION_ID, TargetEntry, TargetSnapshot, validate_secret_name, validate_tag_value,
+    value_digest,
 };
 #[cfg(any(test, feature = "test-util"))]
 pub use notify::MockNotifier;
 pub use notify::{Notifier, SNS_MAX_MESSAGE_BYTES, SnsNotifier, summary};
-pub use plan::{Action, Plan, PlanItem, PlanPolicy, plan};
+pub use plan::{Action, Plan, PlanItem, PlanPolicy, name_partitions, plan};
 pub use report::{Failure, PlannedChange, Report};
-pub use run::{DEFAULT_CONCURRENCY, Progress, Replicator};
+pub use run::{DEFAULT_CONCURRENCY, PARTITION_SIZE, PARTITION_THRESHOLD, Progress, Replicator};
 pub use s3::S3Target;
 pub use sm::{SecretsManagerTarget, SecretsManagerTargetBuilder};
 #[cfg(any(test, feature = "test-util"))]

@@ -18,6 +18,11 @@ pub const TAG_MOUNT: &str = "vault-mount";
 pub const TAG_PATH: &str = "vault-path";
 /// Tag: the Vault version whose value the target holds.
 pub const TAG_VERSION: &str = "vault-version";
+/// Tag: what identifies that version beyond its number: the version's
+/// `created_time` on KV v2 (a secret deleted completely and written again
+/// restarts at version 1 with a new time), `sha256:<hex>` of the value on
+/// KV v1 (no versions).
+pub const TAG_VERSION_ID: &str = "vault-version-id";
 /// Tag (key granularity): the key of the Vault secret this target holds.
 pub const TAG_KEY: &str = "vault-key";
 /// Tag (key granularity): how many keys the Vault version had.
@@ -25,6 +30,21 @@ pub const TAG_KEY_COUNT: &str = "vault-key-count";
 /// Tag: `active`, or `orphaned` once the source is gone and the deletion
 /// policy is `none`.
 pub const TAG_STATE: &str = "vault-state";
+
+/// `sha256:<hex>` of a secret's value (its keys sorted, as JSON): the
+/// version id of a KV v1 secret. Anyone who can read the replica's tags can
+/// check a guessed value against it, as with any unsalted digest.
+pub fn value_digest(value: &vault_client::SecretMap) -> String {
+    use sha2::{Digest, Sha256};
+    use std::fmt::Write as _;
+    let json = serde_json::to_string(value.expose_secret()).unwrap_or_default();
+    let hash = Sha256::digest(json.as_bytes());
+    let mut out = String::from("sha256:");
+    for b in hash.iter() {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
 
 /// Where secrets are read: a KV v2 mount and a folder below it (`""` = all).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -99,8 +119,11 @@ pub struct SourceEntry {
     pub mount: String,
     /// The path relative to the mount (no leading `/`).
     pub path: String,
-    /// The current (live) version.
+    /// The current (live) version; 0 on a KV v1 mount (no versions).
     pub version: u64,
+    /// What identifies that version (see [`TAG_VERSION_ID`]).
+    #[serde(default)]
+    pub version_id: String,
 }
 
 /// Every live secret under the source's scopes.
@@ -130,6 +153,10 @@ pub struct TargetEntry {
     pub key: Option<String>,
     /// `vault-version` tag; 0 when missing or not a number.
     pub version: u64,
+    /// `vault-version-id` tag; `None` on replicas written by releases before
+    /// it existed.
+    #[serde(default)]
+    pub version_id: Option<String>,
     /// `vault-key-count` tag (key granularity); 1 otherwise.
     pub key_count: u64,
     /// Whether it is tagged `vault-state=orphaned`.
@@ -309,6 +336,18 @@ impl Naming {
         // An empty prefix leaves a leading `/`: drop it.
         name.trim_start_matches('/').to_owned()
     }
+
+    /// What every target name of `mount`/`path` starts with: the name
+    /// (secret granularity), or the name up to where the key goes.
+    pub fn name_prefix(&self, mount: &str, path: &str) -> String {
+        match self.granularity {
+            Granularity::Secret => self.name(mount, path, None),
+            Granularity::Key => {
+                let marked = self.name(mount, path, Some("\u{0}"));
+                marked.split('\u{0}').next().unwrap_or_default().to_owned()
+            }
+        }
+    }
 }
 
 /// Checks a Secrets Manager secret name: 1 to 512 characters of
@@ -325,6 +364,20 @@ pub fn validate_secret_name(name: &str) -> Result<(), Error> {
         name.chars()
             .find(|c| !(c.is_ascii_alphanumeric() || "/_+=.@-".contains(*c)))
             .map(|c| format!("{c:?} is not allowed (only A-Z a-z 0-9 / _ + = . @ -)"))
+            .or_else(|| {
+                // AWS: "Do not end your secret name with a hyphen followed by
+                // six characters": a partial ARN lookup could pick another secret.
+                let b = name.as_bytes();
+                (b.len() >= 7
+                    && b[b.len() - 7] == b'-'
+                    && b[b.len() - 6..].iter().all(u8::is_ascii_alphanumeric))
+                .then(|| {
+                    "it ends with a hyphen and six characters, which Secrets Manager reads as \
+                     the random suffix of an ARN; rename the Vault path or change \
+                     REPLICATE_NAME_TEMPLATE"
+                        .to_owned()
+                })
+            })
     };
     match problem {
         None => Ok(()),
@@ -395,6 +448,14 @@ mod tests {
         assert!(validate_secret_name("vault/with space").is_err());
         assert!(validate_secret_name("").is_err());
         assert!(validate_secret_name(&"a".repeat(513)).is_err());
+        assert!(validate_secret_name(&"a".repeat(512)).is_ok());
+        let e = validate_secret_name("vault/db-a1B2c3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("six characters"), "{e}");
+        assert!(validate_secret_name("vault/db-server").is_err());
+        assert!(validate_secret_name("vault/db-serv").is_ok());
+        assert!(validate_secret_name("vault/db-serve/x").is_ok());
         assert!(validate_tag_value("app/db 1:x").is_ok());
         assert!(validate_tag_value("a*b").is_err());
         assert!(validate_tag_value(&"a".repeat(257)).is_err());

@@ -14,7 +14,7 @@ pub const SNS_MAX_MESSAGE_BYTES: usize = 262_144;
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 #[async_trait]
 pub trait Notifier: Send + Sync {
-    /// Sends a summary of `report` (called only when it has failures).
+    /// Sends a summary of `report` (called when it has failures or is partial).
     async fn notify(&self, report: &Report) -> Result<()>;
 }
 
@@ -24,22 +24,36 @@ pub trait Notifier: Send + Sync {
 pub fn summary(report: &Report, max_bytes: usize) -> (String, String) {
     let failed = report.failures.len();
     let mut subject = format!(
-        "vault-replicate -> {}: {} failed{}",
+        "vault-replicate -> {}: {} failed{}{}",
         report.target,
         failed,
         if report.error.is_some() {
             ", run aborted"
         } else {
             ""
+        },
+        if report.left > 0 {
+            format!(", partial: {} left", report.left)
+        } else {
+            String::new()
         }
     );
     subject.truncate(100);
     let mut head = String::new();
     let _ = writeln!(
         head,
-        "vault-replicate run to {} finished with failures after {} ms.",
-        report.target, report.duration_ms
+        "vault-replicate run to {} finished {} after {} ms.",
+        report.target,
+        if report.is_success() {
+            "early"
+        } else {
+            "with failures"
+        },
+        report.duration_ms
     );
+    if let Some(p) = report.partial_note() {
+        let _ = writeln!(head, "{p}");
+    }
     if let Some(e) = &report.error {
         let _ = writeln!(head, "error: {}", truncate_chars(e, 2000));
     }
@@ -155,6 +169,11 @@ mod tests {
             message.contains(&format!("... and {} more", 5000 - shown)),
             "{message}"
         );
+        // a partial run says so in the subject and the message
+        r.left = 7;
+        let (subject, message) = summary(&r, 10_000);
+        assert!(subject.contains("partial: 7 left"), "{subject}");
+        assert!(message.contains("partial: 7 left"), "{message}");
         // few failures: everything listed
         r.failures.truncate(2);
         let (_, message) = summary(&r, 10_000);

@@ -49,6 +49,10 @@ pub struct PlanItem {
     pub path: String,
     /// The Vault version to write (create/update/unchanged).
     pub version: Option<u64>,
+    /// What identifies that version (create/update/unchanged; see
+    /// [`crate::TAG_VERSION_ID`]).
+    #[serde(default)]
+    pub version_id: Option<String>,
     /// The existing target entries this action works on: for create/update
     /// those with the expected name(s) (updated, restored or reused), for
     /// delete/orphan the ones to retire.
@@ -154,6 +158,7 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
         mount: s.mount.clone(),
         path: s.path.clone(),
         version: Some(s.version),
+        version_id: Some(s.version_id.clone()),
         entries: current.iter().map(|e| (*e).clone()).collect(),
         reason,
     };
@@ -187,6 +192,25 @@ fn plan_present(s: &SourceEntry, current: &[&TargetEntry], granularity: Granular
                 "vault has version {}, the target has {}",
                 s.version, e.version
             ),
+        );
+    }
+    if let Some(e) = live
+        .iter()
+        .find(|e| e.version_id.as_deref() != Some(s.version_id.as_str()))
+    {
+        return item(
+            Action::Update,
+            match &e.version_id {
+                None => "the target has no vault-version-id tag (written by an older release): \
+                         written again once"
+                    .to_owned(),
+                Some(_) if s.version == 0 => "the value changed in vault (kv v1)".to_owned(),
+                Some(old) => format!(
+                    "vault's version {} was created at {}, the target holds the one created at {old} \
+                     (the secret was deleted and written again)",
+                    s.version, s.version_id
+                ),
+            },
         );
     }
     if granularity == Granularity::Key {
@@ -260,9 +284,74 @@ fn retire(
         mount: mount.to_owned(),
         path: path.to_owned(),
         version: None,
+        version_id: None,
         entries,
         reason,
     })
+}
+
+/// Name prefixes that together cover every name of `names`, each covering at
+/// most `max` of them (where a longer prefix can split a group): the
+/// partitions of a concurrent, name-filtered listing. A name is covered by
+/// the prefixes it starts with (ListSecrets' `name` filter is a
+/// case-sensitive prefix match); prefixes may overlap (a name that is a
+/// prefix of others), which only lists some entries twice.
+pub fn name_partitions(names: &[String], max: usize) -> Vec<String> {
+    let mut sorted: Vec<&str> = names.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out = Vec::new();
+    split(&sorted, 0, max.max(1), &mut out);
+    out
+}
+
+fn split(names: &[&str], depth: usize, max: usize, out: &mut Vec<String>) {
+    let Some(first) = names.first() else {
+        return;
+    };
+    if names.len() <= max {
+        out.push(first[..common_prefix_len(names, depth)].to_owned());
+        return;
+    }
+    // Names ending at `depth` (the group's own prefix): one partition each.
+    let mut rest = names;
+    while let Some((n, tail)) = rest.split_first() {
+        if n.len() > depth {
+            break;
+        }
+        out.push((*n).to_owned());
+        rest = tail;
+    }
+    // Group the others by their byte at `depth` (sorted: groups are runs).
+    while let Some(n) = rest.first() {
+        let b = n.as_bytes()[depth];
+        let end = rest
+            .iter()
+            .position(|m| m.as_bytes()[depth] != b)
+            .unwrap_or(rest.len());
+        let (group, tail) = rest.split_at(end);
+        split(group, depth + 1, max, out);
+        rest = tail;
+    }
+}
+
+/// The length of the longest common prefix of `names` (all sharing the first
+/// `known` bytes), cut back to a character boundary.
+fn common_prefix_len(names: &[&str], known: usize) -> usize {
+    let (Some(first), Some(last)) = (names.first(), names.last()) else {
+        return known;
+    };
+    // Sorted: the first and the last share what all share.
+    let mut n = first
+        .bytes()
+        .zip(last.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    while !first.is_char_boundary(n) {
+        n -= 1;
+    }
+    debug_assert!(n >= known);
+    n
 }
 
 #[cfg(test)]
@@ -290,6 +379,7 @@ mod tests {
                     mount: "secret".into(),
                     path: (*p).into(),
                     version: *v,
+                    version_id: format!("t{v}"),
                 })
                 .collect(),
             skipped_deleted: 0,
@@ -304,6 +394,7 @@ mod tests {
             path: path.into(),
             key: None,
             version,
+            version_id: Some(format!("t{version}")),
             key_count: 1,
             orphaned: false,
             pending_deletion: false,
@@ -496,6 +587,74 @@ mod tests {
             actions(&p),
             vec![("a".into(), Action::Create), ("a".into(), Action::Orphan)]
         );
+    }
+
+    #[test]
+    fn a_recreated_secret_at_the_same_version_number_is_updated() {
+        // Deleted completely and written again: version 1 again, another time.
+        let mut s = src(&[("a", 1)]);
+        s.entries[0].version_id = "2026-12-01T05:00:00.1Z".into();
+        let mut old = entry("a", 1);
+        old.version_id = Some("2026-11-01T05:00:00.1Z".into());
+        let p = plan(&s, &tgt(vec![old]), &policy(DeletionPolicy::None));
+        assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
+        assert!(
+            p.items[0].reason.contains("deleted and written again"),
+            "{}",
+            p.items[0].reason
+        );
+        assert_eq!(
+            p.items[0].version_id.as_deref(),
+            Some("2026-12-01T05:00:00.1Z")
+        );
+        // A replica from an older release (no vault-version-id): written once.
+        let mut legacy = entry("a", 1);
+        legacy.version_id = None;
+        let p = plan(
+            &src(&[("a", 1)]),
+            &tgt(vec![legacy]),
+            &policy(DeletionPolicy::None),
+        );
+        assert_eq!(actions(&p), vec![("a".into(), Action::Update)]);
+        assert!(
+            p.items[0].reason.contains("older release"),
+            "{}",
+            p.items[0].reason
+        );
+    }
+
+    #[test]
+    fn name_partitions_cover_every_name_with_bounded_groups() {
+        let names: Vec<String> = (0..2_000)
+            .map(|i| format!("vault/team-{}/app-{}/secret-{i}", i % 10, (i / 10) % 10))
+            .chain(["vault/top".to_owned(), "vault/team-3".to_owned()])
+            .collect();
+        for max in [1, 7, 100, 500, 2_000, 20_000] {
+            let parts = name_partitions(&names, max);
+            for n in &names {
+                assert!(
+                    parts.iter().any(|p| n.starts_with(p.as_str())),
+                    "{max}: {n}"
+                );
+            }
+            for p in &parts {
+                let covered = names.iter().filter(|n| n.starts_with(p.as_str())).count();
+                // a prefix that is itself a name may also cover a group below it
+                assert!(
+                    covered <= max.max(1) || names.contains(p),
+                    "{max}: {p} covers {covered}"
+                );
+            }
+            if max == 20_000 {
+                assert_eq!(parts, vec!["vault/t".to_owned()]);
+            }
+            if max == 500 {
+                assert!(parts.len() >= 10 && parts.len() <= 40, "{parts:?}");
+            }
+        }
+        assert!(name_partitions(&[], 10).is_empty());
+        let one = name_partitions(&["a/b".to_owned()], 10);
+        assert_eq!(one, vec!["a/b".to_owned()]);
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub struct PlannedChange {
 /// What one run did: counts per action, failures, API calls by kind, time.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    /// `secretsmanager` or `s3`.
+    /// `secretsmanager`, `s3`, or the label of one of several destinations
+    /// (`secretsmanager:<name>`).
     pub target: String,
     /// Whether nothing was written.
     pub dry_run: bool,
@@ -59,6 +60,13 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// Calls by kind (`vault.list`, `vault.read`, `secretsmanager.ListSecrets`, ...).
     pub api_calls: BTreeMap<String, u64>,
+    /// Changes not done because the run stopped before its deadline (the
+    /// next run does them): the run is partial.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub left: u64,
+    /// Name partitions the target was listed by (0: one full listing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub list_partitions: u64,
     /// The planned changes (dry runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<PlannedChange>,
@@ -67,7 +75,27 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 impl Report {
+    /// Whether the run did everything it planned (no failure, not stopped
+    /// by its deadline).
+    pub fn is_complete(&self) -> bool {
+        self.is_success() && self.left == 0
+    }
+
+    /// `partial: N left` when the run stopped before its deadline.
+    pub fn partial_note(&self) -> Option<String> {
+        (self.left > 0).then(|| {
+            format!(
+                "partial: {} left (stopped before the deadline; the next run continues)",
+                self.left
+            )
+        })
+    }
+
     /// Whether the run completed without any failure.
     pub fn is_success(&self) -> bool {
         self.error.is_none() && self.failures.is_empty()
@@ -100,6 +128,9 @@ impl Report {
         );
         if let Some(e) = &self.error {
             let _ = writeln!(out, "ERROR: {e}");
+        }
+        if let Some(p) = self.partial_note() {
+            let _ = writeln!(out, "{p}");
         }
         let width = self
             .counts

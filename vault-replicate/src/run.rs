@@ -3,13 +3,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::time::Instant as Deadline;
+
 use futures_util::stream::{self, StreamExt};
 use secrecy::SecretString;
 use vault_client::SecretMap;
 
 use crate::calls::ApiCalls;
 use crate::error::{ConfigError, Error, Result};
-use crate::model::{DeletionPolicy, Granularity, SourceEntry, TargetEntry};
+use crate::model::{DeletionPolicy, Granularity, SourceEntry, TargetEntry, value_digest};
 use crate::plan::{Action, Plan, PlanItem, PlanPolicy, plan};
 use crate::report::{Failure, PlannedChange, Report};
 use crate::source::Source;
@@ -17,6 +19,10 @@ use crate::target::{Desired, Target};
 
 /// Told how a run progresses (a progress bar, a log line).
 pub trait Progress: Send + Sync {
+    /// Still taking the snapshots: the calls made so far, by kind (called
+    /// every few hundred milliseconds; planning 10,000 secrets can take
+    /// seconds before the first write).
+    fn planning(&self, _calls: &std::collections::BTreeMap<String, u64>) {}
     /// The plan is made: `changes` items will be executed.
     fn planned(&self, changes: u64);
     /// One item is done.
@@ -30,7 +36,15 @@ pub struct Replicator {
     policy: PlanPolicy,
     concurrency: usize,
     progress: Option<Arc<dyn Progress>>,
+    label: Option<String>,
+    full_list_interval: Option<std::time::Duration>,
+    last_full_list: std::sync::Mutex<Option<Instant>>,
 }
+
+/// Fewer expected names than this: always one full listing.
+pub const PARTITION_THRESHOLD: usize = 1_000;
+/// Names per partition of a name-filtered listing (5 pages of 100).
+pub const PARTITION_SIZE: usize = 500;
 
 impl std::fmt::Debug for Replicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,6 +63,8 @@ enum Outcome {
     Done(Action),
     Skipped,
     Failed(Failure),
+    /// Not done: the run had to stop before its deadline.
+    Left,
 }
 
 impl Replicator {
@@ -72,7 +88,32 @@ impl Replicator {
             policy,
             concurrency,
             progress: None,
+            label: None,
+            full_list_interval: None,
+            last_full_list: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Names this replicator in its reports (default: the target's kind),
+    /// e.g. `secretsmanager:eu` for one of several destinations.
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// Lists the target by name partitions, concurrently, instead of in one
+    /// sequential listing: the partitions are the name prefixes of what Vault
+    /// holds (at most [`PARTITION_SIZE`] names each), so a no-change run over
+    /// N secrets waits for about N / 100 / 16 sequential pages instead of
+    /// N / 100. Such a listing cannot see replicas outside those prefixes (a
+    /// whole folder deleted from Vault, an old name template): the first run
+    /// of this replicator, every run after `full_every` has passed since the
+    /// last full listing, and runs with fewer than [`PARTITION_THRESHOLD`]
+    /// secrets list everything, so those are still retired, one interval
+    /// late at most.
+    pub fn with_partitioned_listing(mut self, full_every: std::time::Duration) -> Self {
+        self.full_list_interval = Some(full_every);
+        self
     }
 
     /// Reports progress to `progress`.
@@ -81,13 +122,49 @@ impl Replicator {
         self
     }
 
-    /// Takes both snapshots (concurrently) and plans.
-    pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64)> {
-        let (source, target) =
-            tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
-        let (source, target) = (source?, target?);
+    /// Takes both snapshots and plans. Returns the plan, the live secrets in
+    /// Vault, the skipped ones, and the partitions of the target listing (0
+    /// for one full listing).
+    pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
+        let full_due = match self.full_list_interval {
+            None => true,
+            Some(every) => self
+                .last_full_list
+                .lock()
+                .map(|last| last.is_none_or(|t| t.elapsed() >= every))
+                .unwrap_or(true),
+        };
+        let (source, target, partitions) = if full_due {
+            let (source, target) =
+                tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
+            (source?, target?, 0)
+        } else {
+            let source = self.source.snapshot(calls).await?;
+            if source.entries.len() < PARTITION_THRESHOLD {
+                (source, self.target.snapshot(calls).await?, 0)
+            } else {
+                let names: Vec<String> = source
+                    .entries
+                    .iter()
+                    .map(|e| self.policy.naming.name_prefix(&e.mount, &e.path))
+                    .collect();
+                let prefixes = crate::plan::name_partitions(&names, PARTITION_SIZE);
+                let target = self.target.snapshot_prefixes(&prefixes, calls).await?;
+                (source, target, prefixes.len() as u64)
+            }
+        };
+        if partitions == 0
+            && let Ok(mut last) = self.last_full_list.lock()
+        {
+            *last = Some(Instant::now());
+        }
         let p = plan(&source, &target, &self.policy);
-        Ok((p, source.entries.len() as u64, source.skipped_deleted))
+        Ok((
+            p,
+            source.entries.len() as u64,
+            source.skipped_deleted,
+            partitions,
+        ))
     }
 
     /// One run: plan, then (unless `dry_run`) execute every change, at most
@@ -95,16 +172,39 @@ impl Replicator {
     /// failing snapshot stops the run (nothing is written) and is the
     /// report's `error`.
     pub async fn run(&self, dry_run: bool) -> Report {
+        self.run_until(dry_run, None).await
+    }
+
+    /// [`run`](Self::run), bounded: no write starts at or after `stop_at`,
+    /// and writes still in flight then are abandoned (safe: a value is
+    /// written before the tag that claims it, so the next run writes an
+    /// abandoned secret again). The report counts what was not done as
+    /// `left`; the next run plans it again. Leave a margin after `stop_at`
+    /// for the S3 manifest, the SNS summary and the answer.
+    pub async fn run_until(&self, dry_run: bool, stop_at: Option<Deadline>) -> Report {
         let started = Instant::now();
         let calls = ApiCalls::new();
         let mut report = Report {
-            target: self.target.kind().to_owned(),
+            target: self
+                .label
+                .clone()
+                .unwrap_or_else(|| self.target.kind().to_owned()),
             dry_run,
             ..Report::default()
         };
-        match self.plan(&calls).await {
+        let planned = match stop_at {
+            None => self.plan_with_progress(&calls).await,
+            Some(stop) => {
+                match tokio::time::timeout_at(stop, self.plan_with_progress(&calls)).await {
+                    Ok(p) => p,
+                    Err(_) => Err(Error::Deadline),
+                }
+            }
+        };
+        match planned {
             Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
-            Ok((p, n, skipped)) => {
+            Ok((p, n, skipped, partitions)) => {
+                report.list_partitions = partitions;
                 report.source_secrets = n;
                 report.skipped_deleted = skipped;
                 if dry_run {
@@ -115,13 +215,28 @@ impl Replicator {
                         }
                     }
                 } else {
-                    self.execute(&p, &calls, &mut report).await;
+                    self.execute(&p, &calls, &mut report, stop_at).await;
                 }
             }
         }
         report.api_calls = calls.snapshot();
         report.duration_ms = started.elapsed().as_millis() as u64;
         report
+    }
+
+    async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
+        let Some(progress) = &self.progress else {
+            return self.plan(calls).await;
+        };
+        let planning = self.plan(calls);
+        tokio::pin!(planning);
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                result = &mut planning => return result,
+                _ = tick.tick() => progress.planning(&calls.snapshot()),
+            }
+        }
     }
 
     fn planned_change(&self, item: &PlanItem) -> PlannedChange {
@@ -148,7 +263,13 @@ impl Replicator {
         }
     }
 
-    async fn execute(&self, p: &Plan, calls: &ApiCalls, report: &mut Report) {
+    async fn execute(
+        &self,
+        p: &Plan,
+        calls: &ApiCalls,
+        report: &mut Report,
+        stop_at: Option<Deadline>,
+    ) {
         report.counts.insert(
             Action::Unchanged.as_str().to_owned(),
             p.count(Action::Unchanged) as u64,
@@ -159,7 +280,13 @@ impl Replicator {
         }
         let mut results = stream::iter(changes)
             .map(|item| async move {
-                let outcome = self.execute_item(item, calls).await;
+                let outcome = match stop_at {
+                    None => self.execute_item(item, calls).await,
+                    Some(stop) if Deadline::now() >= stop => Outcome::Left,
+                    Some(stop) => tokio::time::timeout_at(stop, self.execute_item(item, calls))
+                        .await
+                        .unwrap_or(Outcome::Left),
+                };
                 if let Some(progress) = &self.progress {
                     progress.advance();
                 }
@@ -170,6 +297,7 @@ impl Replicator {
             match outcome {
                 Outcome::Done(action) => report.bump(action.as_str()),
                 Outcome::Skipped => report.bump("skipped"),
+                Outcome::Left => report.left += 1,
                 Outcome::Failed(f) => {
                     report.bump("failed");
                     report.failures.push(f);
@@ -179,6 +307,12 @@ impl Replicator {
         report
             .failures
             .sort_by(|a, b| (&a.mount, &a.path).cmp(&(&b.mount, &b.path)));
+        if report.left > 0 {
+            tracing::warn!(
+                left = report.left,
+                "stopped before the deadline: the next run continues"
+            );
+        }
         if let Err(e) = self.target.finish(calls).await {
             report.error = Some(format!("cannot finish the run: {e}"));
         }
@@ -218,6 +352,7 @@ impl Replicator {
                     mount: item.mount.clone(),
                     path: item.path.clone(),
                     version,
+                    version_id: item.version_id.clone().unwrap_or_default(),
                 };
                 let value = match self.source.read(&entry, calls).await {
                     Ok(Some(v)) => v,
@@ -227,7 +362,17 @@ impl Replicator {
                     }
                     Err(e) => return fail(&e),
                 };
-                match self.write_all(item, version, &value, calls).await {
+                // KV v1 has no versions: the digest of the value written is
+                // what the replica claims, whatever the listing saw.
+                let version_id = if version == 0 {
+                    value_digest(&value)
+                } else {
+                    entry.version_id
+                };
+                match self
+                    .write_all(item, version, &version_id, &value, calls)
+                    .await
+                {
                     Ok(()) => Outcome::Done(item.action),
                     Err(e) => fail(&e),
                 }
@@ -239,10 +384,11 @@ impl Replicator {
         &self,
         item: &PlanItem,
         version: u64,
+        version_id: &str,
         value: &SecretMap,
         calls: &ApiCalls,
     ) -> Result<()> {
-        let desired = desired_objects(&self.policy, item, version, value)?;
+        let desired = desired_objects(&self.policy, item, version, version_id, value)?;
         for d in &desired {
             let existing: Option<TargetEntry> =
                 item.entries.iter().find(|e| e.name == d.name).cloned();
@@ -268,6 +414,7 @@ fn desired_objects(
     policy: &PlanPolicy,
     item: &PlanItem,
     version: u64,
+    version_id: &str,
     value: &SecretMap,
 ) -> Result<Vec<Desired>> {
     let ser = |v: &serde_json::Value| -> Result<String> {
@@ -293,6 +440,7 @@ fn desired_objects(
                 path: item.path.clone(),
                 key: None,
                 version,
+                version_id: version_id.to_owned(),
                 key_count: 1,
                 value: SecretString::from(json),
             }])
@@ -307,6 +455,7 @@ fn desired_objects(
                     path: item.path.clone(),
                     key: Some(k.clone()),
                     version,
+                    version_id: version_id.to_owned(),
                     key_count: value.len() as u64,
                     value: SecretString::from(ser(v)?),
                 })

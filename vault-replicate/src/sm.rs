@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, ReplicaRegionType, Tag};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use secrecy::ExposeSecret;
 
 use crate::calls::{ApiCalls, RateLimits};
@@ -32,6 +33,13 @@ pub mod kinds {
     /// DeleteSecret.
     pub const DELETE: &str = "secretsmanager.DeleteSecret";
 }
+
+/// Name-filtered listings run at once by [`Target::snapshot_prefixes`]
+/// (the ListSecrets rate limit still applies).
+const LIST_CONCURRENCY: usize = 16;
+
+/// The largest `SecretString` Secrets Manager accepts, in bytes.
+pub const MAX_SECRET_BYTES: usize = 65_536;
 
 /// Default calls per second for each write API (CreateSecret, PutSecretValue,
 /// TagResource, DeleteSecret, RestoreSecret); Secrets Manager's quota is 50.
@@ -159,6 +167,66 @@ impl SecretsManagerTarget {
         Ok(())
     }
 
+    /// Every page of ListSecrets filtered on our tag (and on `name_prefix`).
+    async fn list(&self, name_prefix: Option<&str>, calls: &ApiCalls) -> Result<Vec<TargetEntry>> {
+        let mut entries = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            self.limits.acquire("ListSecrets").await;
+            calls.add(kinds::LIST);
+            let mut req = self
+                .client
+                .list_secrets()
+                .max_results(100)
+                .include_planned_deletion(true)
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::TagKey)
+                        .values(TAG_MANAGED_BY)
+                        .build(),
+                )
+                .filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::TagValue)
+                        .values(MANAGED_BY)
+                        .build(),
+                );
+            if let Some(p) = name_prefix {
+                req = req.filters(
+                    Filter::builder()
+                        .key(FilterNameStringType::Name)
+                        .values(p)
+                        .build(),
+                );
+            }
+            let page = req.set_next_token(next.take()).send().await.map_err(|e| {
+                aws_error(
+                    "secretsmanager",
+                    "ListSecrets",
+                    name_prefix.unwrap_or("*"),
+                    &e,
+                )
+            })?;
+            for s in page.secret_list() {
+                let tags: HashMap<String, String> = s
+                    .tags()
+                    .iter()
+                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+                    .collect();
+                let (Some(name), Some(arn)) = (s.name(), s.arn()) else {
+                    continue;
+                };
+                if let Some(e) = entry_from_tags(name, arn, &tags, s.deleted_date().is_some()) {
+                    entries.push(e);
+                }
+            }
+            match page.next_token() {
+                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                _ => return Ok(entries),
+            }
+        }
+    }
+
     async fn create(&self, desired: &Desired, calls: &ApiCalls) -> Result<WriteOutcome> {
         let tags = Self::tags(desired)?;
         self.limits.acquire("CreateSecret").await;
@@ -230,51 +298,24 @@ impl Target for SecretsManagerTarget {
     }
 
     async fn snapshot(&self, calls: &ApiCalls) -> Result<TargetSnapshot> {
-        let mut entries = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            self.limits.acquire("ListSecrets").await;
-            calls.add(kinds::LIST);
-            let page = self
-                .client
-                .list_secrets()
-                .max_results(100)
-                .include_planned_deletion(true)
-                .filters(
-                    Filter::builder()
-                        .key(FilterNameStringType::TagKey)
-                        .values(TAG_MANAGED_BY)
-                        .build(),
-                )
-                .filters(
-                    Filter::builder()
-                        .key(FilterNameStringType::TagValue)
-                        .values(MANAGED_BY)
-                        .build(),
-                )
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(|e| aws_error("secretsmanager", "ListSecrets", "*", &e))?;
-            for s in page.secret_list() {
-                let tags: HashMap<String, String> = s
-                    .tags()
-                    .iter()
-                    .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
-                    .collect();
-                let (Some(name), Some(arn)) = (s.name(), s.arn()) else {
-                    continue;
-                };
-                if let Some(e) = entry_from_tags(name, arn, &tags, s.deleted_date().is_some()) {
-                    entries.push(e);
-                }
-            }
-            match page.next_token() {
-                Some(t) if !t.is_empty() => next = Some(t.to_owned()),
-                _ => break,
-            }
-        }
+        let mut entries = self.list(None, calls).await?;
         entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(TargetSnapshot { entries })
+    }
+
+    async fn snapshot_prefixes(
+        &self,
+        prefixes: &[String],
+        calls: &ApiCalls,
+    ) -> Result<TargetSnapshot> {
+        let lists: Vec<Vec<TargetEntry>> = stream::iter(prefixes.iter().cloned())
+            .map(|p| async move { self.list(Some(&p), calls).await })
+            .buffer_unordered(LIST_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut entries: Vec<TargetEntry> = lists.into_iter().flatten().collect();
+        entries.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        entries.dedup_by(|a, b| a.id == b.id);
         Ok(TargetSnapshot { entries })
     }
 
@@ -285,6 +326,15 @@ impl Target for SecretsManagerTarget {
         calls: &ApiCalls,
     ) -> Result<WriteOutcome> {
         validate_secret_name(&desired.name)?;
+        let bytes = desired.value.expose_secret().len();
+        if bytes > MAX_SECRET_BYTES {
+            return Err(Error::TooLarge {
+                name: desired.name.clone(),
+                bytes,
+                max: MAX_SECRET_BYTES,
+                target: "Secrets Manager",
+            });
+        }
         match existing {
             None => self.create(desired, calls).await,
             Some(e) => {

@@ -1,15 +1,16 @@
 //! The [`Source`] trait and [`VaultKvSource`], Vault / OpenBao KV v2.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use vault_client::{KvMetadata, SecretMap, VaultAuth, VaultClient};
+use vault_client::{KvMetadata, Method, SecretMap, VaultAuth, VaultClient};
 
 use crate::calls::ApiCalls;
 use crate::error::{ConfigError, Error, Result};
-use crate::model::{SourceEntry, SourceScope, SourceSnapshot};
+use crate::model::{SourceEntry, SourceScope, SourceSnapshot, value_digest};
 
 /// Where secrets come from.
 ///
@@ -40,6 +41,9 @@ pub mod kinds {
     pub const VAULT_READ: &str = "vault.read";
     /// One login.
     pub const VAULT_LOGIN: &str = "vault.login";
+    /// One read of a mount's description (KV version 1 or 2), once per
+    /// mount and process.
+    pub const VAULT_READ_MOUNT: &str = "vault.read_mount";
 }
 
 /// KV v2 secrets under one or more mounts and folders, recursively.
@@ -59,6 +63,7 @@ pub struct VaultKvSource {
     list_concurrency: usize,
     metadata_concurrency: usize,
     detailed: bool,
+    kv_versions: Mutex<HashMap<String, u8>>,
 }
 
 impl std::fmt::Debug for VaultKvSource {
@@ -169,6 +174,9 @@ impl VaultKvSource {
     ) -> Result<()> {
         let mount = scope.mount.as_str();
         let root = folder_of(&scope.prefix);
+        if self.kv_version(calls, mount).await? == 1 {
+            return self.walk_v1(calls, mount, root, out).await;
+        }
         if !self.detailed {
             return self.walk_fallback(calls, mount, root, out).await;
         }
@@ -284,6 +292,144 @@ impl VaultKvSource {
     }
 }
 
+impl VaultKvSource {
+    /// The KV version of `mount` (`sys/internal/ui/mounts/<mount>`, what the
+    /// Vault CLI's `kv` commands read), once per mount; 2 when Vault does
+    /// not say (no such mount, or no permission to read its description).
+    async fn kv_version(&self, calls: &ApiCalls, mount: &str) -> Result<u8> {
+        if let Ok(cache) = self.kv_versions.lock()
+            && let Some(v) = cache.get(mount)
+        {
+            return Ok(*v);
+        }
+        #[derive(serde::Deserialize)]
+        struct MountInfo {
+            #[serde(rename = "type", default)]
+            kind: String,
+            #[serde(default)]
+            options: Option<HashMap<String, serde_json::Value>>,
+        }
+        calls.add(kinds::VAULT_READ_MOUNT);
+        let path = format!("sys/internal/ui/mounts/{mount}");
+        let info = self
+            .call(calls, |c| {
+                let path = path.clone();
+                async move {
+                    c.request(Method::GET, &path)
+                        .data_optional::<MountInfo>()
+                        .await
+                }
+            })
+            .await;
+        let version = match info {
+            Ok(Some(info)) => {
+                let declared = info
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get("version"))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    });
+                match declared.as_deref() {
+                    Some("1") => 1,
+                    Some(_) => 2,
+                    None if info.kind == "kv" || info.kind == "generic" => 1,
+                    None => 2,
+                }
+            }
+            Ok(None) => 2,
+            Err(Error::Vault(e)) if e.is_permission_denied() => {
+                tracing::info!(
+                    mount,
+                    "cannot read the mount's description: assuming KV version 2"
+                );
+                2
+            }
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut cache) = self.kv_versions.lock() {
+            cache.insert(mount.to_owned(), version);
+        }
+        Ok(version)
+    }
+
+    /// KV version 1: no versions, so every value is read and its digest is
+    /// the version id (`metadata_concurrency` reads at once).
+    async fn walk_v1(
+        &self,
+        calls: &ApiCalls,
+        mount: &str,
+        root: String,
+        out: &mut SourceSnapshot,
+    ) -> Result<()> {
+        let mut secrets = Vec::new();
+        let mut folders = vec![root];
+        while !folders.is_empty() {
+            let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
+                .map(|f| async move {
+                    calls.add(kinds::VAULT_LIST);
+                    let path = format!("{mount}/{f}");
+                    let keys = self
+                        .call(calls, |c| {
+                            let path = path.clone();
+                            async move { c.list_request(&path).keys().await }
+                        })
+                        .await?;
+                    Ok::<_, Error>((f, keys))
+                })
+                .buffer_unordered(self.list_concurrency)
+                .try_collect()
+                .await?;
+            for (parent, keys) in listed {
+                for key in keys {
+                    let full = format!("{parent}{key}");
+                    if key.ends_with('/') {
+                        folders.push(full);
+                    } else {
+                        secrets.push(full);
+                    }
+                }
+            }
+        }
+        let read: Vec<Option<SourceEntry>> = stream::iter(secrets)
+            .map(|path| async move {
+                let value = self.read_v1(calls, mount, &path).await?;
+                Ok::<_, Error>(value.map(|v| SourceEntry {
+                    mount: mount.to_owned(),
+                    path,
+                    version: 0,
+                    version_id: value_digest(&v),
+                }))
+            })
+            .buffer_unordered(self.metadata_concurrency)
+            .try_collect()
+            .await?;
+        out.entries.extend(read.into_iter().flatten());
+        Ok(())
+    }
+
+    async fn read_v1(
+        &self,
+        calls: &ApiCalls,
+        mount: &str,
+        path: &str,
+    ) -> Result<Option<SecretMap>> {
+        calls.add(kinds::VAULT_READ);
+        let full = format!("{mount}/{path}");
+        self.call(calls, |c| {
+            let full = full.clone();
+            async move {
+                c.request(Method::GET, &full)
+                    .data_optional::<SecretMap>()
+                    .await
+            }
+        })
+        .await
+    }
+}
+
 fn folder_of(prefix: &str) -> String {
     let p = prefix.trim_matches('/');
     if p.is_empty() {
@@ -299,6 +445,11 @@ fn push_live(out: &mut SourceSnapshot, mount: &str, path: String, meta: &KvMetad
             mount: mount.to_owned(),
             path,
             version: meta.current_version,
+            version_id: meta
+                .versions
+                .get(&meta.current_version)
+                .map(|v| v.created_time.clone())
+                .unwrap_or_default(),
         });
     } else {
         out.skipped_deleted += 1;
@@ -321,6 +472,9 @@ impl Source for VaultKvSource {
     }
 
     async fn read(&self, entry: &SourceEntry, calls: &ApiCalls) -> Result<Option<SecretMap>> {
+        if entry.version == 0 {
+            return self.read_v1(calls, &entry.mount, &entry.path).await;
+        }
         calls.add(kinds::VAULT_READ);
         let (mount, path, version) = (entry.mount.as_str(), entry.path.as_str(), entry.version);
         let secret = self
@@ -397,6 +551,7 @@ impl VaultKvSourceBuilder {
             list_concurrency: self.list_concurrency,
             metadata_concurrency: self.metadata_concurrency,
             detailed: self.detailed,
+            kv_versions: Mutex::new(HashMap::new()),
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::calls::ApiCalls;
 use crate::error::Result;
 use crate::model::{
     DeletionPolicy, MANAGED_BY, TAG_KEY, TAG_KEY_COUNT, TAG_MANAGED_BY, TAG_MOUNT, TAG_PATH,
-    TAG_STATE, TAG_VERSION, TargetEntry, TargetSnapshot,
+    TAG_STATE, TAG_VERSION, TAG_VERSION_ID, TargetEntry, TargetSnapshot,
 };
 
 /// One object to write: a Vault secret (or one of its keys) at one version.
@@ -28,6 +28,8 @@ pub struct Desired {
     pub key: Option<String>,
     /// The Vault version the value was read at.
     pub version: u64,
+    /// What identifies that version (see [`crate::TAG_VERSION_ID`]).
+    pub version_id: String,
     /// How many keys that version has (key granularity; 1 otherwise).
     pub key_count: u64,
     /// The value to store.
@@ -42,6 +44,7 @@ impl fmt::Debug for Desired {
             .field("path", &self.path)
             .field("key", &self.key)
             .field("version", &self.version)
+            .field("version_id", &self.version_id)
             .field("value", &"<redacted>")
             .finish()
     }
@@ -55,6 +58,7 @@ impl Desired {
             (TAG_MOUNT, self.mount.clone()),
             (TAG_PATH, self.path.clone()),
             (TAG_VERSION, self.version.to_string()),
+            (TAG_VERSION_ID, self.version_id.clone()),
             (TAG_STATE, "active".to_owned()),
         ];
         if let Some(key) = &self.key {
@@ -96,6 +100,17 @@ pub trait Target: Send + Sync {
     fn kind(&self) -> &'static str;
     /// Lists what we manage.
     async fn snapshot(&self, calls: &ApiCalls) -> Result<TargetSnapshot>;
+    /// Lists what we manage whose name starts with one of `prefixes`
+    /// (partitions listed concurrently); a target that cannot filter by
+    /// name lists everything.
+    async fn snapshot_prefixes(
+        &self,
+        prefixes: &[String],
+        calls: &ApiCalls,
+    ) -> Result<TargetSnapshot> {
+        let _ = prefixes;
+        self.snapshot(calls).await
+    }
     /// Writes one object; `existing` is the snapshot's entry with this name.
     async fn write(
         &self,
@@ -135,6 +150,7 @@ pub(crate) fn entry_from_tags(
             .get(TAG_VERSION)
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        version_id: tags.get(TAG_VERSION_ID).cloned(),
         key_count: if key.is_some() {
             tags.get(TAG_KEY_COUNT)
                 .and_then(|v| v.parse().ok())

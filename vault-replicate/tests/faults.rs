@@ -57,6 +57,7 @@ fn mock_source() -> MockSource {
                     mount: "secret".into(),
                     path: (*p).into(),
                     version: 1,
+                    version_id: "t1".into(),
                 })
                 .collect(),
             skipped_deleted: 0,

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::*;
+use futures_util::StreamExt;
 use serde_json::json;
 use testkit::{Moto, OpenBao};
 use vault_replicate::{
@@ -369,4 +370,201 @@ async fn key_granularity_and_an_interrupted_run_converge() {
             .is_err()
     );
     assert_eq!(all_names(&sm).await.len(), expected - 1);
+}
+
+/// A secret deleted completely in Vault and written again restarts at
+/// version 1: the replica must get the new value, not stay "unchanged".
+/// A replica written before `vault-version-id` existed is written once.
+#[tokio::test]
+async fn a_secret_deleted_and_written_again_gets_its_new_value() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let run = replicator(
+        source(&v),
+        sm_target(&sm, false),
+        Granularity::Secret,
+        DeletionPolicy::None,
+    );
+
+    assert_eq!(write(&v, "db", json!({"password": "old"})).await, 1);
+    write(&v, "other", json!({"k": "v"})).await;
+    let r = run.run(false).await;
+    assert_eq!(r.count("create"), 2, "{}", r.table());
+    let first_id = tags(&sm, "vault/db").await.get("vault-version-id").cloned();
+
+    v.kv2("secret").delete_metadata("db").await.unwrap();
+    assert_eq!(write(&v, "db", json!({"password": "new"})).await, 1);
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(
+        (r.count("update"), r.count("unchanged")),
+        (1, 1),
+        "{}",
+        r.table()
+    );
+    assert_eq!(value(&sm, "vault/db").await, r#"{"password":"new"}"#);
+    let t = tags(&sm, "vault/db").await;
+    assert_eq!(t["vault-version"], "1");
+    assert!(
+        t["vault-version-id"].ends_with('Z'),
+        "a created_time: {t:?}"
+    );
+    assert_ne!(Some(&t["vault-version-id"]), first_id.as_ref());
+    let r = run.run(false).await;
+    assert_eq!(r.count("unchanged"), 2, "{}", r.table());
+
+    // A replica written by an older release (no vault-version-id tag).
+    sm.untag_resource()
+        .secret_id("vault/other")
+        .tag_keys("vault-version-id")
+        .send()
+        .await
+        .unwrap();
+    let r = run.run(false).await;
+    assert_eq!(
+        (r.count("update"), r.count("unchanged")),
+        (1, 1),
+        "{}",
+        r.table()
+    );
+    assert!(
+        tags(&sm, "vault/other")
+            .await
+            .contains_key("vault-version-id")
+    );
+    let r = run.run(false).await;
+    assert_eq!(r.count("unchanged"), 2, "{}", r.table());
+}
+
+/// Values over 65,536 bytes and names Secrets Manager refuses fail with a
+/// clear reason before any AWS call; the other secrets are replicated.
+#[tokio::test]
+async fn oversized_values_and_refused_names_fail_alone_before_any_aws_call() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let run = replicator(
+        source(&v),
+        sm_target(&sm, false),
+        Granularity::Secret,
+        DeletionPolicy::None,
+    );
+    write(&v, "big", json!({"blob": "x".repeat(70_000)})).await;
+    // Exactly at the limit: {"blob":"..."} is 11 bytes of JSON around the value.
+    write(&v, "edge", json!({"blob": "y".repeat(65_536 - 11)})).await;
+    write(&v, "with space", json!({"k": "v"})).await;
+    write(&v, "db-a1b2c3", json!({"k": "v"})).await;
+    write(&v, "fine", json!({"k": "v"})).await;
+
+    let r = run.run(false).await;
+    assert_eq!(
+        (r.count("create"), r.count("failed")),
+        (2, 3),
+        "{}",
+        r.table()
+    );
+    assert_eq!(r.calls("secretsmanager.CreateSecret"), 2, "{}", r.table());
+    let reason = |p: &str| {
+        r.failures
+            .iter()
+            .find(|f| f.path == p)
+            .map(|f| f.reason.clone())
+            .unwrap_or_else(|| panic!("{p} did not fail: {}", r.table()))
+    };
+    let big = reason("big");
+    assert!(
+        big.contains("70011 bytes") && big.contains("65536"),
+        "{big}"
+    );
+    assert!(
+        reason("with space").contains("' ' is not allowed"),
+        "{}",
+        r.table()
+    );
+    assert!(
+        reason("db-a1b2c3").contains("six characters"),
+        "{}",
+        r.table()
+    );
+    assert!(r.failures.iter().all(|f| !f.retryable));
+    assert_eq!(
+        all_names(&sm).await,
+        vec!["vault/edge".to_owned(), "vault/fine".to_owned()]
+    );
+    assert_eq!(value(&sm, "vault/edge").await.len(), 65_536);
+}
+
+/// Over 1,000 secrets, a warm replicator lists Secrets Manager by name
+/// partitions, concurrently: same plan, drift inside the partitions (a
+/// replica deleted by hand) is caught; what only a full listing sees (a
+/// folder gone from Vault) is retired by the next full listing.
+#[tokio::test]
+async fn partitioned_listing_between_full_listings() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let n = 1_050;
+    futures_util::stream::iter(0..n)
+        .map(|i| {
+            let v = v.clone();
+            async move { write(&v, &format!("team-{}/s{i}", i % 7), json!({"i": i})).await }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await;
+    write(&v, "gone/x", json!({"k": "v"})).await;
+    let warm = || {
+        replicator(
+            source(&v),
+            sm_target(&sm, false),
+            Granularity::Secret,
+            DeletionPolicy::None,
+        )
+        .with_partitioned_listing(Duration::from_secs(3600))
+    };
+    let run = warm();
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert_eq!(
+        (r.count("create"), r.list_partitions),
+        (n + 1, 0),
+        "the first run lists everything"
+    );
+
+    v.kv2("secret").delete_metadata("gone/x").await.unwrap();
+    write(&v, "team-3/s3", json!({"i": "changed"})).await;
+    sm.delete_secret()
+        .secret_id("vault/team-5/s5")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let r = run.run(false).await;
+    assert!(r.is_success(), "{}", r.table());
+    assert!(r.list_partitions >= 7, "{}", r.list_partitions);
+    assert!(r.calls("secretsmanager.ListSecrets") >= r.list_partitions);
+    assert_eq!(
+        (
+            r.count("update"),
+            r.count("create"),
+            r.count("unchanged"),
+            r.count("orphan")
+        ),
+        (1, 1, n - 2, 0),
+        "{}",
+        r.table()
+    );
+    assert_eq!(value(&sm, "vault/team-3/s3").await, r#"{"i":"changed"}"#);
+    assert_eq!(value(&sm, "vault/team-5/s5").await, r#"{"i":5}"#);
+
+    // A full listing (a new replicator's first run) retires what is gone.
+    let r = warm().run(false).await;
+    assert_eq!(
+        (r.count("orphan"), r.list_partitions),
+        (1, 0),
+        "{}",
+        r.table()
+    );
+    assert_eq!(tags(&sm, "vault/gone/x").await["vault-state"], "orphaned");
 }

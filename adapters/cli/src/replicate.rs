@@ -34,7 +34,19 @@ enum OutputFormat {
 struct Bar(ProgressBar);
 
 impl Progress for Bar {
+    fn planning(&self, calls: &std::collections::BTreeMap<String, u64>) {
+        let get = |k: &str| calls.get(k).copied().unwrap_or(0);
+        self.0.set_message(format!(
+            "planning: {} vault LISTs, {} metadata reads, {} ListSecrets pages",
+            get("vault.list"),
+            get("vault.read_metadata"),
+            get("secretsmanager.ListSecrets") + get("s3.ListObjectsV2")
+        ));
+        self.0.tick();
+    }
+
     fn planned(&self, changes: u64) {
+        self.0.set_message("");
         self.0.set_length(changes);
         self.0.set_position(0);
     }
@@ -47,7 +59,7 @@ impl Progress for Bar {
 fn bar(target: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
     let style = ProgressStyle::with_template(
-        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta})",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
@@ -81,8 +93,10 @@ pub async fn run(args: ReplicateArgs, address: Option<&str>) -> anyhow::Result<E
     let sdk = aws::sdk_config(&settings, None).await;
     let replicators = config
         .replicators(source, &sdk)
+        .await
         .context("invalid replication settings")?;
-    let show_bar = !args.dry_run && std::io::stderr().is_terminal();
+    // Also for dry runs: planning 10,000 secrets takes seconds.
+    let show_bar = std::io::stderr().is_terminal();
 
     let mut reports: Vec<Report> = Vec::new();
     for replicator in replicators {

@@ -7,7 +7,10 @@
 //! is built once per cold start; each invocation runs every configured target
 //! and returns `{"reports": [...]}`. A run with failures publishes a summary
 //! to `REPLICATE_SNS_TOPIC_ARN` and returns an error, so it counts in the
-//! function's `Errors` metric.
+//! function's `Errors` metric. A run stops starting writes a margin before
+//! the invocation's deadline (`REPLICATE_DEADLINE_MARGIN_MS`): it returns
+//! its reports with `left` > 0, publishes "partial: N left", and the next
+//! run continues.
 
 mod auth;
 
@@ -19,6 +22,7 @@ use vault_client::{ClientConfig, VaultClient};
 use vault_replicate::{Notifier, ReplicateConfig, Replicator, Report, aws};
 
 struct App {
+    config: ReplicateConfig,
     replicators: Vec<Replicator>,
     notifier: Option<Arc<dyn Notifier>>,
 }
@@ -38,8 +42,9 @@ impl App {
         };
         let sdk = aws::sdk_config(&settings, None).await;
         Ok(Self {
-            replicators: config.replicators(source, &sdk)?,
+            replicators: config.replicators(source, &sdk).await?,
             notifier: config.notifier(&sdk),
+            config,
         })
     }
 
@@ -47,32 +52,45 @@ impl App {
         &self,
         event: LambdaEvent<serde_json::Value>,
     ) -> Result<serde_json::Value, Error> {
+        // Stop starting writes a margin before the invocation's deadline, so
+        // that every run ends with a report (and the SNS summary) instead of
+        // being killed; the next run continues.
+        let stop_at = self.config.stop_at(event.context.deadline());
         tracing::info!(request_id = %event.context.request_id, "replication started");
-        let mut reports: Vec<Report> = Vec::new();
-        for r in &self.replicators {
-            let report = r.run(false).await;
+        // Every destination at once, each on its own: one failing (or slow)
+        // never stops the others, and all share the deadline.
+        let reports: Vec<Report> = futures_util::future::join_all(
+            self.replicators
+                .iter()
+                .map(|r| r.run_until(false, Some(stop_at))),
+        )
+        .await;
+        for report in &reports {
             tracing::info!(
                 target_kind = %report.target,
                 counts = ?report.counts,
                 api_calls = ?report.api_calls,
                 duration_ms = report.duration_ms,
+                left = report.left,
                 "replication finished"
             );
-            reports.push(report);
-        }
-        let failed: Vec<&Report> = reports.iter().filter(|r| !r.is_success()).collect();
-        if failed.is_empty() {
-            return Ok(serde_json::json!({ "reports": reports }));
         }
         let mut problems = Vec::new();
-        for report in &failed {
-            tracing::error!(report = %serde_json::to_string(report).unwrap_or_default(), "replication had failures");
+        for report in reports.iter().filter(|r| !r.is_complete()) {
             if let Some(n) = &self.notifier
                 && let Err(e) = n.notify(report).await
             {
-                tracing::error!(error = %e, "cannot publish the failure summary");
+                tracing::error!(error = %e, "cannot publish the summary");
                 problems.push(format!("SNS notification failed: {e}"));
             }
+        }
+        let failed: Vec<&Report> = reports.iter().filter(|r| !r.is_success()).collect();
+        if failed.is_empty() && problems.is_empty() {
+            // Complete, or partial (the next run continues): a clean end.
+            return Ok(serde_json::json!({ "reports": reports }));
+        }
+        for report in &failed {
+            tracing::error!(report = %serde_json::to_string(report).unwrap_or_default(), "replication had failures");
             problems.push(match &report.error {
                 Some(e) => format!("{}: {e}", report.target),
                 None => format!(

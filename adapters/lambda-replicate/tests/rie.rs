@@ -142,3 +142,137 @@ async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
         "no secret value in the logs"
     );
 }
+
+/// A function timeout of 3 s and a write rate that cannot finish in one
+/// run: every run ends cleanly before the deadline with "partial: N left"
+/// (also on SNS), and successive runs converge with every value correct.
+#[tokio::test]
+async fn runs_stop_before_the_deadline_and_the_next_ones_converge() {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let subscriber = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&subscriber)
+        .await;
+    let sdk = aws::sdk_config(
+        &aws::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(moto.endpoint()),
+            max_attempts: 2,
+            initial_backoff: Some(Duration::from_millis(5)),
+        },
+        Some(Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test",
+        )),
+    )
+    .await;
+    let sns = aws::sns_client(&sdk);
+    let topic = sns.create_topic().name("replicate").send().await.unwrap();
+    let topic_arn = topic.topic_arn().unwrap().to_owned();
+    sns.subscribe()
+        .topic_arn(&topic_arn)
+        .protocol("http")
+        .endpoint(subscriber.uri())
+        .send()
+        .await
+        .unwrap();
+    let n = 24;
+    for i in 0..n {
+        bao.bao(&[
+            "kv",
+            "put",
+            &format!("secret/app/s{i}"),
+            &format!("value=v{i}"),
+        ])
+        .await;
+    }
+    let env: Vec<(String, String)> = [
+        ("VAULT_ADDR", bao.addr()),
+        ("VAULT_TOKEN", bao.root_token().to_owned()),
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "AKIDTEST".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
+        ("AWS_LAMBDA_FUNCTION_TIMEOUT", "3".into()),
+        ("REPLICATE_SOURCES", "secret/app".into()),
+        ("REPLICATE_WRITE_TPS", "4".into()),
+        ("REPLICATE_CONCURRENCY", "4".into()),
+        ("REPLICATE_DEADLINE_MARGIN_MS", "800".into()),
+        ("REPLICATE_AWS_MAX_ATTEMPTS", "2".into()),
+        ("REPLICATE_SNS_TOPIC_ARN", topic_arn.clone()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let rie = Rie::start(RieConfig {
+        bootstrap: env!("CARGO_BIN_EXE_lambda-replicate").into(),
+        env,
+        ..RieConfig::default()
+    })
+    .await;
+
+    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let mut lefts = Vec::new();
+    let mut created = 0;
+    for _ in 0..12 {
+        let (status, body) = rie.invoke(&scheduled).await;
+        assert_eq!(status, 200, "{body}\n{}", rie.logs());
+        let body: serde_json::Value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}\n{}", rie.logs()));
+        assert!(body.get("errorMessage").is_none(), "{body}\n{}", rie.logs());
+        let report = &body["reports"][0];
+        assert!(report["error"].is_null(), "{body}");
+        created += report["counts"]["create"].as_u64().unwrap_or(0);
+        let left = report["left"].as_u64().unwrap_or(0);
+        lefts.push(left);
+        if left == 0 {
+            break;
+        }
+    }
+    assert!(
+        lefts.len() >= 3,
+        "a run per {{4 writes/s x ~2 s}}: {lefts:?}"
+    );
+    assert_eq!(lefts.last(), Some(&0), "converged: {lefts:?}");
+    assert!(
+        lefts.windows(2).all(|w| w[1] < w[0]),
+        "progress each run: {lefts:?}"
+    );
+    assert!(created > 0 && created <= n, "{created} {lefts:?}");
+
+    let (_, body) = rie.invoke(&scheduled).await;
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reports"][0]["counts"]["unchanged"], n, "{body}");
+    let sm = aws::secretsmanager_client(&sdk);
+    for i in 0..n {
+        let v = sm
+            .get_secret_value()
+            .secret_id(format!("vault/app/s{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            v.secret_string(),
+            Some(format!(r#"{{"value":"v{i}"}}"#).as_str())
+        );
+    }
+    let notes: Vec<String> = subscriber
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+        .filter(|b| b["Type"] == "Notification")
+        .filter_map(|b| b["Message"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(notes.len(), lefts.len() - 1, "one summary per partial run");
+    assert!(
+        notes[0].contains(&format!("partial: {} left", lefts[0])),
+        "{}",
+        notes[0]
+    );
+}

@@ -182,6 +182,18 @@ fn replication_defaults() {
         number::<usize>(&doc, "REPLICATE_CONCURRENCY")
     );
     assert_eq!(c.write_tps, number::<u32>(&doc, "REPLICATE_WRITE_TPS"));
+    assert_eq!(
+        c.detailed_metadata,
+        boolean(&doc, "REPLICATE_DETAILED_METADATA")
+    );
+    assert_eq!(
+        c.full_list_every.as_secs(),
+        number::<u64>(&doc, "REPLICATE_FULL_LIST_SECONDS")
+    );
+    assert_eq!(
+        c.metadata_concurrency,
+        number::<usize>(&doc, "REPLICATE_METADATA_CONCURRENCY")
+    );
     assert_eq!(c.read_tps, number::<u32>(&doc, "REPLICATE_READ_TPS"));
     assert_eq!(
         c.max_attempts,

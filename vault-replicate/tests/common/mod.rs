@@ -2,6 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test helpers fail loudly.
 
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
