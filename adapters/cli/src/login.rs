@@ -6,9 +6,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use vault_aws_auth::{AwsIamAuth, Ec2Auth};
 use vault_client::{ExposeSecret, VaultAuth, VaultClient};
+
+use crate::Format;
 
 /// The login methods.
 #[derive(Subcommand, Debug)]
@@ -52,25 +54,14 @@ pub enum LoginCommand {
     },
 }
 
-/// Where the token goes.
+/// Where the token goes (the global `--format`: `table` prints the bare
+/// token, or a summary with --token-file; `json` the token's properties).
 #[derive(Args, Debug)]
 pub struct Output {
-    /// Output format: the bare token, or JSON with the token's properties.
-    #[arg(long, value_enum, default_value_t = LoginFormat::Text)]
-    format: LoginFormat,
     /// Write the token to this file (mode 0600, replaced atomically) instead
     /// of printing it.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
-}
-
-/// Output format of `login`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum LoginFormat {
-    /// The token alone (or a summary when --token-file is given).
-    Text,
-    /// JSON: client_token (unless --token-file), accessor, policies, ttl, ...
-    Json,
 }
 
 fn lookup_with(overrides: Vec<(&'static str, Option<String>)>) -> impl Fn(&str) -> Option<String> {
@@ -128,7 +119,11 @@ fn auth(command: LoginCommand) -> anyhow::Result<(Arc<dyn VaultAuth>, Output)> {
 }
 
 /// Runs `vault-aws login ...`.
-pub async fn run(client: &VaultClient, command: LoginCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    client: &VaultClient,
+    command: LoginCommand,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
     let (auth, output) = auth(command)?;
     // The error's own text already holds Vault's words and the hint; its
     // source chain would repeat them.
@@ -145,8 +140,8 @@ pub async fn run(client: &VaultClient, command: LoginCommand) -> anyhow::Result<
         .token_file
         .is_none()
         .then(|| login.client_token.expose_secret().to_owned());
-    match output.format {
-        LoginFormat::Json => {
+    match format {
+        Format::Json => {
             let mut json = serde_json::json!({
                 "method": auth.method(),
                 "accessor": login.accessor,
@@ -164,7 +159,7 @@ pub async fn run(client: &VaultClient, command: LoginCommand) -> anyhow::Result<
             }
             println!("{json}");
         }
-        LoginFormat::Text => match (&token, &output.token_file) {
+        Format::Table => match (&token, &output.token_file) {
             (Some(t), _) => println!("{t}"),
             (None, Some(p)) => println!(
                 "token written to {} (accessor {}, ttl {} s, policies {})",

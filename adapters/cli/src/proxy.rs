@@ -28,14 +28,16 @@ pub struct ProxyArgs {
 }
 
 /// Runs the sidecar until SIGTERM or SIGINT; then revokes the token.
-pub async fn run(args: ProxyArgs, address: Option<&str>) -> anyhow::Result<()> {
-    let env = |name: &str| match (name, address, args.listen.as_deref()) {
-        ("VAULT_ADDR" | "VLE_VAULT_ADDR", Some(a), _) => Some(a.to_owned()),
-        ("VAULT_PROXY_LISTEN", _, Some(l)) => Some(l.to_owned()),
-        ("VAULT_PROXY_REQUIRE_REQUEST_HEADER", _, _) if args.no_require_request_header => {
+pub async fn run(args: ProxyArgs, connection: &crate::Connection) -> anyhow::Result<()> {
+    let global = connection.lookup();
+    let env = |name: &str| match (name, args.listen.as_deref()) {
+        // --address wins over hashicorp/vault-lambda-extension's VLE_VAULT_ADDR too.
+        ("VLE_VAULT_ADDR", _) if connection.has_address() => global("VAULT_ADDR"),
+        ("VAULT_PROXY_LISTEN", Some(l)) => Some(l.to_owned()),
+        ("VAULT_PROXY_REQUIRE_REQUEST_HEADER", _) if args.no_require_request_header => {
             Some("false".to_owned())
         }
-        _ => std::env::var(name).ok(),
+        _ => global(name),
     };
     let settings = Settings::from_lookup(env, false)?;
     let client = VaultClient::new(client_config_from_lookup(env)?)?;

@@ -7,10 +7,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use vault_client::{ClientConfig, VaultAuth, VaultClient};
 use vault_replicate::{Progress, ReplicateConfig, Report, aws};
+
+use crate::Format;
 
 /// Arguments of `vault-aws replicate`.
 #[derive(Args, Debug)]
@@ -18,16 +20,6 @@ pub struct ReplicateArgs {
     /// Print the plan (every change with its reason) and write nothing.
     #[arg(long)]
     dry_run: bool,
-
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
-    format: OutputFormat,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum OutputFormat {
-    Text,
-    Json,
 }
 
 /// A progress bar on stderr.
@@ -77,14 +69,15 @@ where
 }
 
 /// Runs `vault-aws replicate`; exit 0 when every target succeeded, 1 otherwise.
-pub async fn run(args: ReplicateArgs, address: Option<&str>) -> anyhow::Result<ExitCode> {
-    let lookup = |name: &str| match (name, address) {
-        ("VAULT_ADDR", Some(a)) => Some(a.to_owned()),
-        _ => std::env::var(name).ok(),
-    };
-    let config = ReplicateConfig::from_lookup(lookup)?;
-    let vault = VaultClient::new(ClientConfig::from_lookup(lookup)?)?;
-    let auth = auth_from_lookup(lookup)?;
+pub async fn run(
+    args: ReplicateArgs,
+    connection: &crate::Connection,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    let lookup = connection.lookup();
+    let config = ReplicateConfig::from_lookup(&lookup)?;
+    let vault = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
+    let auth = auth_from_lookup(&lookup)?;
     let source = Arc::new(config.source(vault, Some(auth))?);
     let settings = aws::AwsSettings {
         max_attempts: config.max_attempts,
@@ -110,12 +103,12 @@ pub async fn run(args: ReplicateArgs, address: Option<&str>) -> anyhow::Result<E
         if let Some(b) = progress {
             b.finish_and_clear();
         }
-        if matches!(args.format, OutputFormat::Text) {
+        if format == Format::Table {
             print!("{}", report.table());
         }
         reports.push(report);
     }
-    if matches!(args.format, OutputFormat::Json) {
+    if format == Format::Json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "reports": reports }))?

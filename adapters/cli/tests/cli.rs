@@ -91,3 +91,113 @@ fn bad_configuration_names_the_variable() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_usage_error_is_not_a_sealed_vault() {
+    // `vault health` answers 2 for a sealed server: a typo must not look like that.
+    for args in [
+        &["--no-such-flag", "vault", "health"][..],
+        &["vault", "health", "--format", "yaml"],
+        &["vault"],
+    ] {
+        let out = vault_aws(args, &[]);
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    let out = vault_aws(&["--help"], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("VAULT_FORMAT"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_vault_exits_2() {
+    let bao = OpenBao::start().await;
+    bao.root_request("PUT", "sys/seal", serde_json::Value::Null)
+        .await;
+    let out = vault_aws(&["vault", "health"], &[("VAULT_ADDR", &bao.addr())]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("sealed       true"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn output_format_as_the_vault_cli_takes_it() {
+    let bao = OpenBao::start().await;
+    let addr = bao.addr();
+    let json = |out: &Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+    };
+    // VAULT_FORMAT, the Vault CLI's one-dash spelling, and --format after the command.
+    let by_env = vault_aws(
+        &["vault", "health"],
+        &[("VAULT_ADDR", &addr), ("VAULT_FORMAT", "json")],
+    );
+    assert_eq!(json(&by_env)["sealed"], false);
+    let one_dash = vault_aws(
+        &[
+            &format!("-address={addr}"),
+            "-format=json",
+            "vault",
+            "health",
+        ],
+        &[],
+    );
+    assert_eq!(json(&one_dash)["ready"], true);
+    let after = vault_aws(
+        &["vault", "health", "--format", "json"],
+        &[("VAULT_ADDR", &addr)],
+    );
+    assert_eq!(json(&after)["status"], 200);
+    // A flag wins over the variable.
+    let table = vault_aws(
+        &["vault", "health", "-format=table"],
+        &[("VAULT_ADDR", &addr), ("VAULT_FORMAT", "json")],
+    );
+    assert!(
+        text(&table.stdout).contains("sealed       false"),
+        "{}",
+        text(&table.stdout)
+    );
+}
+
+#[tokio::test]
+async fn tls_flags_mirror_the_variables() {
+    let bao = OpenBao::start_tls().await;
+    let addr = bao.addr();
+    assert!(addr.starts_with("https://"), "{addr}");
+    let ca = bao.ca_cert().unwrap();
+    let ca = ca.to_str().unwrap();
+    // Verification is on: an unknown CA is refused, with no retry storm.
+    let refused = vault_aws(
+        &["--address", &addr, "vault", "health"],
+        &[("VAULT_MAX_RETRIES", "0")],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = text(&refused.stderr).to_lowercase();
+    assert!(stderr.contains("certificate"), "{stderr}");
+    for args in [
+        vec!["--address", &addr, "--ca-cert", ca, "vault", "health"],
+        vec!["--address", &addr, "--tls-skip-verify", "vault", "health"],
+        vec![
+            &format!("-address={addr}"),
+            &format!("-ca-cert={ca}"),
+            "vault",
+            "health",
+        ],
+    ] {
+        let out = vault_aws(&args, &[("VAULT_MAX_RETRIES", "0")]);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+}

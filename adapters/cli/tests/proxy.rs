@@ -151,3 +151,55 @@ async fn sidecar_survives_a_freeze_past_the_token_ttl() {
         "the secret_id leaked into the logs"
     );
 }
+
+#[tokio::test]
+async fn without_vault_token_the_token_helper_file_is_used() {
+    // As the Vault CLI: `vault login` leaves the token in ~/.vault-token.
+    let bao = OpenBao::start().await;
+    setup(&bao).await;
+    let home = tempfile::tempdir().unwrap();
+    let start = |port: u16| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vault-aws"));
+        cmd.args(["proxy", "--listen", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("VAULT_ADDR", bao.addr())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        Proxy(cmd.spawn().unwrap())
+    };
+
+    // No token anywhere: the sidecar refuses to start, naming what to set.
+    let mut proxy = start(testkit::free_port());
+    let status = proxy.0.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(proxy.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("VAULT_TOKEN"), "{stderr}");
+
+    std::fs::write(home.path().join(".vault-token"), bao.root_token()).unwrap();
+    let port = testkit::free_port();
+    let _proxy = start(port);
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://127.0.0.1:{port}/v1/secret/data/app");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resp = loop {
+        if let Ok(resp) = http
+            .get(&url)
+            .header("X-Vault-Request", "true")
+            .send()
+            .await
+        {
+            break resp;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the proxy did not start listening"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["data"]["password"], "cli-kv-value");
+}
