@@ -313,7 +313,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Whether a request carries no body (no `Transfer-Encoding`, no or a zero
+/// `Content-Length`).
+pub(crate) fn body_is_empty(headers: &HeaderMap) -> bool {
+    !headers.contains_key(http::header::TRANSFER_ENCODING)
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .is_none_or(|v| v.as_bytes() == b"0")
+}
+
 impl ResponseCache {
+    /// The cache policy's one question: is this request answered from (and
+    /// stored in) the cache? Only a GET without a body that does not ask for
+    /// a wrapped response, when the cache is on by default or the caller
+    /// asks for it (`X-Vault-Cache-Control: cache|recache`; `nocache` never).
+    pub(crate) fn serves(
+        &self,
+        parts: &http::request::Parts,
+        control: Option<CacheControl>,
+    ) -> bool {
+        let cacheable = parts.method == Method::GET
+            && !parts.headers.contains_key("x-vault-wrap-ttl")
+            && body_is_empty(&parts.headers);
+        cacheable
+            && match control {
+                Some(CacheControl::NoCache) => false,
+                Some(CacheControl::Cache | CacheControl::Recache) => true,
+                None => self.config.enabled_by_default,
+            }
+    }
+
     /// Every entry weighs its size, but at least `max_bytes / max_entries`,
     /// so the one weight bound limits both the bytes and the entry count.
     pub(crate) fn new(
