@@ -162,17 +162,16 @@ impl<S> Layer<S> for KeepUnparsedLayer {
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        // Never lambda_runtime's log of the raw event (its ResponseURL is a
-        // pre-signed credential), whatever RUST_LOG says.
-        .with_env_filter(vault_aws_lambda_env::log_filter(
-            std::env::var("RUST_LOG").ok().as_deref(),
-            "info",
-        ))
-        .with_ansi(false)
-        .without_time()
-        .init();
+    // Lambda's logging configuration (AWS_LAMBDA_LOG_FORMAT/LEVEL), RUST_LOG
+    // first; never lambda_runtime's log of the raw event (its ResponseURL is a
+    // pre-signed credential), whatever the level.
+    vault_aws_lambda_env::LogSettings::from_lookup(
+        |n| std::env::var(n).ok(),
+        "RUST_LOG",
+        vault_aws_lambda_env::LogFormat::Json,
+        "info",
+    )
+    .init();
     if let Err(e) =
         vault_aws_lambda_env::require_lambda_environment("bootstrap", |n| std::env::var(n).ok())
     {

@@ -15,14 +15,16 @@ use vault_aws_lambda_authorizer::{Authorizer, AuthorizerConfig};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let level = std::env::var("AUTHORIZER_LOG_LEVEL").unwrap_or_else(|_| "info".into());
-    // lambda_runtime logs every raw event (with its Authorization header and
-    // cookies) at TRACE: log_filter never enables it, whatever the level.
-    tracing_subscriber::fmt()
-        .with_env_filter(vault_aws_lambda_env::log_filter(Some(&level), "info"))
-        .with_ansi(false)
-        .without_time()
-        .init();
+    // Lambda's logging configuration (AWS_LAMBDA_LOG_FORMAT/LEVEL),
+    // AUTHORIZER_LOG_LEVEL first. lambda_runtime logs every raw event (with
+    // its Authorization header and cookies) at TRACE: never enabled here.
+    vault_aws_lambda_env::LogSettings::from_lookup(
+        |n| std::env::var(n).ok(),
+        "AUTHORIZER_LOG_LEVEL",
+        vault_aws_lambda_env::LogFormat::Text,
+        "info",
+    )
+    .init();
     if let Err(e) = vault_aws_lambda_env::require_lambda_environment("lambda-authorizer", |n| {
         std::env::var(n).ok()
     }) {

@@ -327,3 +327,72 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
     );
     assert_no_token(&logs);
 }
+
+/// Lambda's logging configuration (`LoggingConfig` → `AWS_LAMBDA_LOG_FORMAT`,
+/// `AWS_LAMBDA_LOG_LEVEL`) is followed: JSON lines with the level, the
+/// message, the target and the invocation's request id; the level filters.
+#[tokio::test]
+async fn logs_follow_lambdas_logging_configuration() {
+    let moto = Moto::start().await;
+    let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_lambda-authorizer"));
+    let start = |level: &'static str| {
+        Rie::start(RieConfig {
+            bootstrap: bootstrap.clone(),
+            env: with(
+                aws_env(&moto),
+                &[
+                    ("AUTHORIZER_TOKENS", ENV),
+                    ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+                    ("AWS_LAMBDA_LOG_LEVEL", level),
+                ],
+            ),
+            ..RieConfig::default()
+        })
+    };
+
+    let rie = start("INFO").await;
+    let (ok, _) = http_decision(
+        &rie,
+        &http(&[("authorization", &format!("Bearer {ENV}"))], &[]),
+    )
+    .await;
+    assert!(ok);
+    let logs = rie.shutdown().await;
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let decision = lines
+        .iter()
+        .find(|l| l["decision"] == "allow")
+        .unwrap_or_else(|| panic!("no JSON decision line:\n{logs}"));
+    assert_eq!(decision["level"], "INFO", "{decision}");
+    assert!(decision["message"].is_string(), "{decision}");
+    assert!(
+        decision["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault_aws_lambda_authorizer"),
+        "{decision}"
+    );
+    let request_id = decision["span"]["requestId"].as_str().unwrap_or_default();
+    assert_eq!(
+        request_id.len(),
+        36,
+        "the request id of the invocation: {decision}"
+    );
+    assert!(!lines.iter().any(|l| l["level"] == "DEBUG"), "{logs}");
+    assert_no_token(&logs);
+
+    // ERROR: the decision (INFO) is filtered out.
+    let rie = start("ERROR").await;
+    let (ok, _) = http_decision(
+        &rie,
+        &http(&[("authorization", &format!("Bearer {ENV}"))], &[]),
+    )
+    .await;
+    assert!(ok);
+    let logs = rie.shutdown().await;
+    assert!(!logs.contains("\"decision\""), "{logs}");
+}

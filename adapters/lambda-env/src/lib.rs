@@ -30,6 +30,26 @@
 //! let filter = vault_aws_lambda_env::log_filter(Some("trace"), "info");
 //! assert!(filter.to_string().contains("lambda_runtime::layers::api_response=debug"));
 //! ```
+//!
+//! [`LogSettings`] is the one log setup of every Lambda binary and the
+//! extension: Lambda's `AWS_LAMBDA_LOG_FORMAT` / `AWS_LAMBDA_LOG_LEVEL`, the
+//! binary's own level variable, and that filter.
+//!
+//! ```
+//! use vault_aws_lambda_env::{LogFormat, LogSettings};
+//! let lambda = |name: &str| match name {
+//!     "AWS_LAMBDA_LOG_FORMAT" => Some("JSON".to_owned()),
+//!     "AWS_LAMBDA_LOG_LEVEL" => Some("WARN".to_owned()),
+//!     _ => None,
+//! };
+//! let logs = LogSettings::from_lookup(lambda, "VAULT_LOG_LEVEL", LogFormat::Text, "info");
+//! assert_eq!((logs.format, logs.directives.as_str()), (LogFormat::Json, "warn"));
+//! logs.init();
+//! ```
+
+mod logging;
+
+pub use logging::{LogFormat, LogSettings};
 
 /// The `tracing` target under which `lambda_runtime` logs every raw event
 /// (the whole payload) at TRACE.

@@ -43,34 +43,6 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Starts the log subscriber at `VAULT_LOG_LEVEL` (already lower-cased):
-/// `trace`, `debug`, `info`, `warn`, `error` or `off`, as in
-/// hashicorp/vault-lambda-extension. Anything else logs at `info` and says so.
-fn init_logging(level: &str) {
-    use tracing_subscriber::filter::LevelFilter;
-    let (filter, known) = match level {
-        "trace" => (LevelFilter::TRACE, true),
-        "debug" => (LevelFilter::DEBUG, true),
-        "info" => (LevelFilter::INFO, true),
-        "warn" | "warning" => (LevelFilter::WARN, true),
-        "error" => (LevelFilter::ERROR, true),
-        "off" => (LevelFilter::OFF, true),
-        _ => (LevelFilter::INFO, false),
-    };
-    tracing_subscriber::fmt()
-        .with_max_level(filter)
-        .with_ansi(false)
-        .without_time()
-        .with_target(false)
-        .init();
-    if !known {
-        tracing::warn!(
-            value = level,
-            "VAULT_LOG_LEVEL is not one of trace, debug, info, warn, error, off; logging at info"
-        );
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     let started = Instant::now();
@@ -81,15 +53,17 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(started: Instant) -> Result<(), ()> {
+    // Lambda's logging configuration (AWS_LAMBDA_LOG_FORMAT/LEVEL), with
+    // VAULT_LOG_LEVEL first as in hashicorp/vault-lambda-extension; set up
+    // before the settings are read, so an error about them is logged too.
+    vault_aws_lambda_env::LogSettings::from_lookup(
+        env,
+        "VAULT_LOG_LEVEL",
+        vault_aws_lambda_env::LogFormat::Text,
+        "info",
+    )
+    .init();
     let settings = Settings::from_lookup(env, true);
-    // When the settings are invalid, VAULT_LOG_LEVEL still applies to the
-    // error reported about them.
-    let level = match &settings {
-        Ok(s) => s.log_level.clone(),
-        Err(_) => env("VAULT_LOG_LEVEL")
-            .map_or_else(|| "info".to_owned(), |v| v.trim().to_ascii_lowercase()),
-    };
-    init_logging(&level);
     if env("AWS_LAMBDA_RUNTIME_API").is_none_or(|v| v.trim().is_empty()) {
         // Started by hand, not by Lambda: a usage error for the person at the
         // terminal, printed whatever VAULT_LOG_LEVEL says.

@@ -110,13 +110,15 @@ impl App {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let level = std::env::var("VAULT_LOG_LEVEL").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
-        // Never lambda_runtime's log of the raw event, whatever the level.
-        .with_env_filter(vault_aws_lambda_env::log_filter(Some(&level), "info"))
-        .with_ansi(false)
-        .without_time()
-        .init();
+    // Lambda's logging configuration (AWS_LAMBDA_LOG_FORMAT/LEVEL),
+    // VAULT_LOG_LEVEL first; never lambda_runtime's log of the raw event.
+    vault_aws_lambda_env::LogSettings::from_lookup(
+        |n| std::env::var(n).ok(),
+        "VAULT_LOG_LEVEL",
+        vault_aws_lambda_env::LogFormat::Text,
+        "info",
+    )
+    .init();
     if let Err(e) = vault_aws_lambda_env::require_lambda_environment("lambda-replicate", |n| {
         std::env::var(n).ok()
     }) {
