@@ -27,8 +27,10 @@
 //! `Authorization` header).
 //!
 //! ```
+//! use tracing::Level;
 //! let filter = vault_aws_lambda_env::log_filter(Some("trace"), "info");
-//! assert!(filter.to_string().contains("lambda_runtime::layers::api_response=debug"));
+//! assert!(filter.would_enable("vault_proxy", &Level::TRACE));
+//! assert!(!filter.would_enable(vault_aws_lambda_env::RAW_EVENT_TARGET, &Level::TRACE));
 //! ```
 //!
 //! [`LogSettings`] is the one log setup of every Lambda binary and the
@@ -56,22 +58,24 @@ pub use logging::{LogFormat, LogSettings};
 pub const RAW_EVENT_TARGET: &str = "lambda_runtime::layers::api_response";
 
 /// The log filter of a Lambda binary: `directives` (e.g. the value of
-/// `RUST_LOG` or `VAULT_LOG_LEVEL`; `default` when absent, empty or not a
-/// valid filter), with [`RAW_EVENT_TARGET`] capped at DEBUG whatever the
-/// directives say, so the raw event (with its pre-signed URL, tokens or
-/// cookies) is never logged. Its errors (payloads that are not JSON) still are.
-pub fn log_filter(directives: Option<&str>, default: &str) -> tracing_subscriber::EnvFilter {
-    use tracing_subscriber::EnvFilter;
+/// `RUST_LOG` or `VAULT_LOG_LEVEL`: `level` or `target=level` entries
+/// separated by commas; `default` when absent, empty or not valid), with
+/// [`RAW_EVENT_TARGET`] capped at DEBUG whatever the directives say, so the
+/// raw event (with its pre-signed URL, tokens or cookies) is never logged.
+/// Its errors (payloads that are not JSON) still are.
+///
+/// A [`Targets`](tracing_subscriber::filter::Targets) filter, not an
+/// `EnvFilter`: the same directives without span and field filters, and
+/// without the regex engine (about 400 KB of the extension's binary).
+pub fn log_filter(directives: Option<&str>, default: &str) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::Targets;
     let filter = directives
         .map(str::trim)
         .filter(|d| !d.is_empty())
-        .and_then(|d| EnvFilter::try_new(d).ok())
-        .or_else(|| EnvFilter::try_new(default).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
-    match format!("{RAW_EVENT_TARGET}=debug").parse() {
-        Ok(directive) => filter.add_directive(directive),
-        Err(_) => filter,
-    }
+        .and_then(|d| d.parse::<Targets>().ok())
+        .or_else(|| default.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    filter.with_target(RAW_EVENT_TARGET, tracing::Level::DEBUG)
 }
 
 /// The variables Lambda sets that `lambda_runtime` requires.
@@ -135,6 +139,7 @@ mod tests {
 
     #[test]
     fn the_raw_event_target_stays_at_debug_whatever_the_level() {
+        use tracing::Level;
         for level in [
             Some("trace"),
             Some("lambda_runtime=trace"),
@@ -142,21 +147,24 @@ mod tests {
             Some("not a [level"),
             None,
         ] {
-            let filter = log_filter(level, "info").to_string();
+            let filter = log_filter(level, "info");
             assert!(
-                filter.contains("lambda_runtime::layers::api_response=debug"),
+                !filter.would_enable(RAW_EVENT_TARGET, &Level::TRACE),
                 "{level:?}: {filter}"
             );
             assert!(
-                !filter.contains("lambda_runtime::layers::api_response=trace"),
+                filter.would_enable(RAW_EVENT_TARGET, &Level::DEBUG),
                 "{level:?}: {filter}"
             );
         }
-        assert!(
-            log_filter(Some("trace"), "info")
-                .to_string()
-                .contains("trace")
-        );
+        let trace = log_filter(Some("trace"), "info");
+        assert!(trace.would_enable("vault_proxy::token", &Level::TRACE));
+        let targeted = log_filter(Some("warn,vault_proxy=debug"), "info");
+        assert!(targeted.would_enable("vault_proxy::cache", &Level::DEBUG));
+        assert!(!targeted.would_enable("hyper", &Level::INFO));
+        let fallback = log_filter(Some("vault_proxy=loud"), "info");
+        assert!(fallback.would_enable("hyper", &Level::INFO));
+        assert!(!fallback.would_enable("hyper", &Level::DEBUG));
     }
 
     #[test]

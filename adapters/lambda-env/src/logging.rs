@@ -106,6 +106,8 @@ impl LogSettings {
     /// Installs the global subscriber (once per process; a second call does
     /// nothing) and logs the warnings.
     pub fn init(&self) {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
         let filter = crate::log_filter(Some(&self.directives), "info");
         let installed = match self.format {
             LogFormat::Json => tracing_subscriber::fmt()
@@ -114,13 +116,15 @@ impl LogSettings {
                 .with_current_span(true)
                 .with_span_list(false)
                 .with_target(true)
-                .with_env_filter(filter)
                 .with_ansi(false)
+                .finish()
+                .with(filter)
                 .try_init(),
             LogFormat::Text => tracing_subscriber::fmt()
-                .with_env_filter(filter)
                 .with_ansi(false)
                 .without_time()
+                .finish()
+                .with(filter)
                 .try_init(),
         };
         if installed.is_ok() {
