@@ -385,6 +385,18 @@ async fn logs_follow_lambdas_logging_configuration() {
     assert!(!lines.iter().any(|l| l["level"] == "DEBUG"), "{logs}");
     assert_no_token(&logs);
 
+    // DEBUG: lines below INFO appear (the subscriber's own level does not cap them).
+    let rie = start("DEBUG").await;
+    let (ok, _) = http_decision(
+        &rie,
+        &http(&[("authorization", &format!("Bearer {ENV}"))], &[]),
+    )
+    .await;
+    assert!(ok);
+    let logs = rie.shutdown().await;
+    assert!(logs.contains("\"level\":\"DEBUG\""), "{logs}");
+    assert_no_token(&logs);
+
     // ERROR: the decision (INFO) is filtered out.
     let rie = start("ERROR").await;
     let (ok, _) = http_decision(

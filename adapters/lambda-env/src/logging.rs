@@ -110,7 +110,9 @@ impl LogSettings {
         use tracing_subscriber::util::SubscriberInitExt;
         let filter = crate::log_filter(Some(&self.directives), "info");
         let installed = match self.format {
+            // The builder's own level stays open (TRACE); `filter` decides.
             LogFormat::Json => tracing_subscriber::fmt()
+                .with_max_level(tracing::level_filters::LevelFilter::TRACE)
                 .json()
                 .flatten_event(true)
                 .with_current_span(true)
@@ -121,6 +123,7 @@ impl LogSettings {
                 .with(filter)
                 .try_init(),
             LogFormat::Text => tracing_subscriber::fmt()
+                .with_max_level(tracing::level_filters::LevelFilter::TRACE)
                 .with_ansi(false)
                 .without_time()
                 .finish()
