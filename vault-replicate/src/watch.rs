@@ -240,6 +240,9 @@ pub struct WatchMetrics {
     pub max_lag_ms: AtomicU64,
     /// Failed replications by target label.
     pub failures: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Calls made by kind (`secretsmanager.PutSecretValue`, `vault.read`, ...),
+    /// every target together.
+    pub api_calls: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl WatchMetrics {
@@ -248,6 +251,14 @@ impl WatchMetrics {
         self.failures
             .lock()
             .map(|f| f.get(target).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
+    /// Calls of `kind` so far (see [`WatchMetrics::api_calls`]).
+    pub fn calls(&self, kind: &str) -> u64 {
+        self.api_calls
+            .lock()
+            .map(|c| c.get(kind).copied().unwrap_or(0))
             .unwrap_or(0)
     }
 
@@ -441,6 +452,11 @@ impl Watcher {
         let mut failed: Vec<(String, String)> = Vec::new();
         for r in &self.replicators {
             let report = r.run_paths(paths).await;
+            if let Ok(mut calls) = self.metrics.api_calls.lock() {
+                for (k, n) in &report.api_calls {
+                    *calls.entry(k.clone()).or_default() += n;
+                }
+            }
             let bump = |n: u64| {
                 if let Ok(mut f) = self.metrics.failures.lock() {
                     *f.entry(report.target.clone()).or_default() += n;
