@@ -240,6 +240,8 @@ pub struct WatchMetrics {
     pub max_lag_ms: AtomicU64,
     /// Failed replications by target label.
     pub failures: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The last failure's reason (no value: errors never carry one).
+    pub last_error: std::sync::Mutex<Option<String>>,
     /// Calls made by kind (`secretsmanager.PutSecretValue`, `vault.read`, ...),
     /// every target together.
     pub api_calls: std::sync::Mutex<BTreeMap<String, u64>>,
@@ -446,8 +448,9 @@ impl Watcher {
         }
     }
 
-    /// Replicates `paths` through every replicator; the paths that failed
-    /// somewhere (all of them when a snapshot failed).
+    /// Replicates `paths` through every replicator; the paths to retry: those
+    /// that failed somewhere with a retryable error (all of them when a
+    /// snapshot failed).
     async fn replicate(&self, paths: &[(String, String)]) -> Vec<(String, String)> {
         let mut failed: Vec<(String, String)> = Vec::new();
         for r in &self.replicators {
@@ -465,16 +468,27 @@ impl Watcher {
             if let Some(e) = &report.error {
                 tracing::warn!(target_label = %report.target, paths = paths.len(), error = %e, "watch: replication failed; retrying with backoff");
                 bump(paths.len() as u64);
+                if let Ok(mut last) = self.metrics.last_error.lock() {
+                    *last = Some(e.clone());
+                }
                 failed.extend(paths.iter().cloned());
                 continue;
             }
             bump(report.failures.len() as u64);
-            failed.extend(
-                report
-                    .failures
-                    .iter()
-                    .map(|f| (f.mount.clone(), f.path.clone())),
-            );
+            if let Some(f) = report.failures.first()
+                && let Ok(mut last) = self.metrics.last_error.lock()
+            {
+                *last = Some(format!("{}/{}: {}", f.mount, f.path, f.reason));
+            }
+            // A failure that cannot succeed by retrying (an invalid name, a
+            // refused permission) is dropped: the report and the reconcile show it.
+            for f in &report.failures {
+                if f.retryable {
+                    failed.push((f.mount.clone(), f.path.clone()));
+                } else {
+                    tracing::warn!(target_label = %report.target, mount = %f.mount, path = %f.path, reason = %f.reason, "watch: replication failed and is not retried");
+                }
+            }
             tracing::debug!(target_label = %report.target, counts = ?report.counts, "watch: replicated");
         }
         failed.sort();
