@@ -134,8 +134,15 @@ async fn watcher_follows_the_socket_audit_device() {
             .unwrap(),
     );
     let replicator = common::replicator(
-        source,
+        source.clone(),
         common::sm_target(&sm_watch, false),
+        Granularity::Secret,
+        DeletionPolicy::schedule(7).unwrap(),
+    );
+    // The scheduled run, with the same settings: the reconcile.
+    let reconcile = common::replicator(
+        source,
+        common::sm_target(&sm, false),
         Granularity::Secret,
         DeletionPolicy::schedule(7).unwrap(),
     );
@@ -253,6 +260,22 @@ async fn watcher_follows_the_socket_audit_device() {
         let _ = stop_tx.send(());
     };
     tokio::join!(run, scenario);
+
+    // 5. The watcher is gone: Vault still answers (the file device writes),
+    // nothing replicates the new write until the scheduled run reconciles.
+    common::write(&vault, "app/missed", serde_json::json!({"v": "1"})).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(current(&sm, "vault/app/missed").await, None);
+    let report = reconcile.run(false).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(
+        current(&sm, "vault/app/missed").await.as_deref(),
+        Some(r#"{"v":"1"}"#)
+    );
+    // Everything the watcher did is what the reconcile would have done.
+    assert_eq!(report.count("create"), 1, "{report:?}");
+    assert_eq!(report.count("update"), 0, "{report:?}");
+    assert_eq!(report.count("delete"), 0, "{report:?}");
 }
 
 #[tokio::test]
