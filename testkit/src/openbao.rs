@@ -38,6 +38,20 @@ impl OpenBao {
         Self::start_with(false, None, false, Some(hcl)).await
     }
 
+    /// Like [`OpenBao::start_with_config`] but on `port` (and `port + 1`),
+    /// e.g. from [`OpenBao::reserve_port`], for a client that must know the
+    /// address before the server starts (a socket audit device's listener
+    /// that needs `VAULT_ADDR`).
+    pub async fn start_on_with_config(port: u16, hcl: &str) -> OpenBao {
+        Self::start_with(false, Some(port), false, Some(hcl)).await
+    }
+
+    /// A free port P for [`OpenBao::start_on_with_config`] (P + 1, the
+    /// cluster listener, is free too); never handed out again.
+    pub fn reserve_port() -> u16 {
+        ports::free_ports(2)
+    }
+
     /// Like [`OpenBao::start`] but on `port` (and `port + 1`), e.g. the port
     /// of a server stopped before, to test clients that must reconnect. The
     /// new server has none of the old one's state.
