@@ -70,7 +70,10 @@ pub use notify::MockNotifier;
 pub use notify::{Notifier, SNS_MAX_MESSAGE_BYTES, SnsNotifier, summary};
 pub use plan::{Action, Plan, PlanItem, PlanPolicy, name_partitions, plan};
 pub use report::{Failure, PlannedChange, Report};
-pub use run::{DEFAULT_CONCURRENCY, PARTITION_SIZE, PARTITION_THRESHOLD, Progress, Replicator};
+pub use run::{
+    DEFAULT_CONCURRENCY, PARTITION_SIZE, PARTITION_THRESHOLD, PATHS_FULL_LIST_THRESHOLD, Progress,
+    Replicator,
+};
 pub use s3::S3Target;
 pub use sm::{SecretsManagerTarget, SecretsManagerTargetBuilder};
 #[cfg(any(test, feature = "test-util"))]

@@ -56,6 +56,10 @@ impl std::fmt::Debug for Replicator {
     }
 }
 
+/// More paths than this in one [`Replicator::run_paths`]: the target is
+/// listed in full instead of once per path.
+pub const PATHS_FULL_LIST_THRESHOLD: usize = 100;
+
 /// Default number of secrets worked on at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -226,7 +230,8 @@ impl Replicator {
 
     /// One run over exactly `paths` (`(mount, path)` pairs, e.g. what the
     /// audit stream named): the source reads the metadata of those secrets
-    /// only, the target is listed by their name prefixes only, and the SAME
+    /// only, the target is listed by their name prefixes only (in full beyond
+    /// [`PATHS_FULL_LIST_THRESHOLD`] paths), and the SAME
     /// planner and execution as [`run`](Self::run) decide and write (tags,
     /// deletion policy, rate limits). A path gone from Vault inside the
     /// scopes is retired by the deletion policy; no other secret is read.
@@ -264,10 +269,16 @@ impl Replicator {
             .collect();
         prefixes.sort();
         prefixes.dedup();
-        let (source, target) = tokio::join!(
-            self.source.snapshot_paths(paths, calls),
-            self.target.snapshot_prefixes(&prefixes, calls)
-        );
+        // One name-filtered listing per path, or one full listing when that
+        // costs fewer calls (about 100 secrets a page).
+        let target = async {
+            if prefixes.len() > PATHS_FULL_LIST_THRESHOLD {
+                self.target.snapshot(calls).await
+            } else {
+                self.target.snapshot_prefixes(&prefixes, calls).await
+            }
+        };
+        let (source, target) = tokio::join!(self.source.snapshot_paths(paths, calls), target);
         let (source, mut target) = (source?, target?);
         // A name prefix also matches longer names (`app/a` lists `app/ab`):
         // keep exactly the named secrets, or the others would look deleted.

@@ -312,3 +312,95 @@ async fn refuses_peers_not_on_the_allow_list() {
     };
     tokio::join!(run, scenario);
 }
+
+fn target_entry(path: &str, version: u64) -> vault_replicate::TargetEntry {
+    vault_replicate::TargetEntry {
+        name: format!("vault/{path}"),
+        id: format!("arn:{path}"),
+        mount: "secret".into(),
+        path: path.into(),
+        key: None,
+        version,
+        version_id: Some(format!("t{version}")),
+        key_count: 1,
+        orphaned: false,
+        pending_deletion: false,
+    }
+}
+
+/// `run_paths` reads only the named secrets, lists the target by their
+/// names, and never retires a neighbour that the name-prefix listing also
+/// returned (`app/ab` for `app/a`); beyond the threshold it lists in full.
+#[tokio::test]
+async fn run_paths_touches_exactly_the_named_secrets() {
+    use vault_replicate::{
+        MockSource, MockTarget, PATHS_FULL_LIST_THRESHOLD, SourceEntry, SourceSnapshot,
+        TargetSnapshot,
+    };
+    let mut source = MockSource::new();
+    source.expect_snapshot().never();
+    source.expect_snapshot_paths().returning(|paths, _| {
+        Ok(SourceSnapshot {
+            scopes: vec![SourceScope::new("secret", "")],
+            entries: paths
+                .iter()
+                .filter(|(_, p)| p == "app/a")
+                .map(|(m, p)| SourceEntry {
+                    mount: m.clone(),
+                    path: p.clone(),
+                    version: 2,
+                    version_id: "t2".into(),
+                })
+                .collect(),
+            skipped_deleted: 0,
+        })
+    });
+    source.expect_read().times(2).returning(|e, _| {
+        assert_eq!((e.path.as_str(), e.version), ("app/a", 2));
+        let map = serde_json::json!({"k": "v"});
+        Ok(Some(vault_client::SecretMap::new(
+            map.as_object().unwrap().clone(),
+        )))
+    });
+    let mut target = MockTarget::new();
+    target.expect_kind().return_const("secretsmanager");
+    target.expect_snapshot().times(1).returning(|_| {
+        Ok(TargetSnapshot {
+            entries: vec![target_entry("app/a", 1), target_entry("app/ab", 1)],
+        })
+    });
+    target
+        .expect_snapshot_prefixes()
+        .times(1)
+        .returning(|prefixes, _| {
+            assert_eq!(prefixes, ["vault/app/a"]);
+            Ok(TargetSnapshot {
+                entries: vec![target_entry("app/a", 1), target_entry("app/ab", 1)],
+            })
+        });
+    target.expect_write().times(2).returning(|d, existing, _| {
+        assert_eq!(d.name, "vault/app/a");
+        assert!(existing.is_some());
+        Ok(vault_replicate::WriteOutcome::Updated)
+    });
+    target.expect_retire().never();
+    target.expect_finish().returning(|_| Ok(()));
+    let r = common::replicator(
+        Arc::new(source),
+        Arc::new(target),
+        Granularity::Secret,
+        DeletionPolicy::Force,
+    );
+    let report = r.run_paths(&[("secret".into(), "app/a".into())]).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.count("update"), 1, "{report:?}");
+
+    // Many paths: one full listing; still only the named secrets planned.
+    let many: Vec<(String, String)> = std::iter::once(("secret".to_owned(), "app/a".to_owned()))
+        .chain((0..PATHS_FULL_LIST_THRESHOLD).map(|i| ("secret".into(), format!("gone/{i}"))))
+        .collect();
+    let report = r.run_paths(&many).await;
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(report.count("update"), 1, "{report:?}");
+    assert_eq!(report.count("delete"), 0, "{report:?}");
+}
