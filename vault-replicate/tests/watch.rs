@@ -404,3 +404,45 @@ async fn run_paths_touches_exactly_the_named_secrets() {
     assert_eq!(report.count("update"), 1, "{report:?}");
     assert_eq!(report.count("delete"), 0, "{report:?}");
 }
+
+/// A full queue never blocks the audit stream: every line is read, what does
+/// not fit is dropped and counted (the reconcile covers it).
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_instead_of_blocking() {
+    use tokio::io::AsyncWriteExt;
+    let config = WatchConfig::from_lookup(|k| match k {
+        "REPLICATE_WATCH_LISTEN" => Some("127.0.0.1:0".into()),
+        "REPLICATE_WATCH_QUEUE" => Some("1".into()),
+        "REPLICATE_WATCH_WINDOW_MS" => Some("60000".into()),
+        _ => None,
+    })
+    .unwrap();
+    let watcher = Watcher::new(Vec::new(), vec![SourceScope::new("secret", "")], config);
+    let metrics = watcher.metrics();
+    let listener = watcher.bind().await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = watcher.run(listener, async {
+        let _ = stop_rx.await;
+    });
+    let scenario = async {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let mut lines = String::new();
+        for i in 0..50 {
+            lines.push_str(&format!(
+                "{{\"type\":\"response\",\"request\":{{\"operation\":\"update\",\"path\":\"secret/data/s{i}\",\"mount_point\":\"secret/\",\"mount_type\":\"kv\"}}}}\n"
+            ));
+        }
+        tokio::time::timeout(Duration::from_secs(10), c.write_all(lines.as_bytes()))
+            .await
+            .expect("the listener must not block the writer")
+            .unwrap();
+        wait_for("every line read", Duration::from_secs(10), || async {
+            metrics.received.load(Ordering::Relaxed) == 50
+                && metrics.dropped.load(Ordering::Relaxed) == 49
+        })
+        .await;
+        let _ = stop_tx.send(());
+    };
+    tokio::join!(run, scenario);
+}
