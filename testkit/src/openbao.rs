@@ -26,14 +26,37 @@ impl OpenBao {
     /// 200. Its HOME is a fresh temporary directory (the dev server writes a
     /// token file there).
     pub async fn start() -> OpenBao {
-        Self::start_with(false, None, false).await
+        Self::start_with(false, None, false, None).await
+    }
+
+    /// Like [`OpenBao::start`] plus a server configuration file holding
+    /// `hcl` (passed with `-config`), e.g. audit devices, which OpenBao 2.x
+    /// only accepts from the configuration:
+    /// `audit "socket" "watch" { options { address = "127.0.0.1:P" socket_type = "tcp" } }`.
+    /// A socket device's listener must be up before this is called.
+    pub async fn start_with_config(hcl: &str) -> OpenBao {
+        Self::start_with(false, None, false, Some(hcl)).await
+    }
+
+    /// Like [`OpenBao::start_with_config`] but on `port` (and `port + 1`),
+    /// e.g. from [`OpenBao::reserve_port`], for a client that must know the
+    /// address before the server starts (a socket audit device's listener
+    /// that needs `VAULT_ADDR`).
+    pub async fn start_on_with_config(port: u16, hcl: &str) -> OpenBao {
+        Self::start_with(false, Some(port), false, Some(hcl)).await
+    }
+
+    /// A free port P for [`OpenBao::start_on_with_config`] (P + 1, the
+    /// cluster listener, is free too); never handed out again.
+    pub fn reserve_port() -> u16 {
+        ports::free_ports(2)
     }
 
     /// Like [`OpenBao::start`] but on `port` (and `port + 1`), e.g. the port
     /// of a server stopped before, to test clients that must reconnect. The
     /// new server has none of the old one's state.
     pub async fn start_on(port: u16) -> OpenBao {
-        Self::start_with(false, Some(port), false).await
+        Self::start_with(false, Some(port), false, None).await
     }
 
     /// The port of [`OpenBao::addr`].
@@ -46,7 +69,7 @@ impl OpenBao {
     /// [`OpenBao::ca_cert`] is the CA's PEM file, and `vault-cert.pem` /
     /// `vault-key.pem` lie beside it. [`OpenBao::addr`] is `https://`.
     pub async fn start_tls() -> OpenBao {
-        Self::start_with(true, None, false).await
+        Self::start_with(true, None, false, None).await
     }
 
     /// Like [`OpenBao::start_tls`] plus a second TLS listener,
@@ -56,10 +79,10 @@ impl OpenBao {
     /// [`OpenBao::ca_cert`] are one: the dev certificate allows client
     /// authentication).
     pub async fn start_mutual_tls() -> OpenBao {
-        Self::start_with(true, None, true).await
+        Self::start_with(true, None, true, None).await
     }
 
-    async fn start_with(tls: bool, port: Option<u16>, mtls: bool) -> OpenBao {
+    async fn start_with(tls: bool, port: Option<u16>, mtls: bool, extra: Option<&str>) -> OpenBao {
         let bao = peer_bin("bao");
         let width = if mtls { 4 } else { 2 };
         let port = port.unwrap_or_else(|| ports::free_ports(width));
@@ -91,6 +114,11 @@ impl OpenBao {
                 std::fs::write(&file, config).expect("write the mutual TLS listener configuration");
                 cmd.arg(format!("-config={}", file.display()));
             }
+        }
+        if let Some(hcl) = extra {
+            let file = home.path().join("extra.hcl");
+            std::fs::write(&file, hcl).expect("write the extra server configuration");
+            cmd.arg(format!("-config={}", file.display()));
         }
         cmd.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

@@ -29,6 +29,7 @@
 //! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`]; [`Replicator::run_until`] stops before a deadline (`left` in the report, the next run continues); [`Replicator::with_partitioned_listing`] lists the target by name partitions concurrently between full listings |
 //! | [`Destination`] | more Secrets Manager destinations (regions, accounts through AssumeRole with an external id), each its own replicator |
 //! | [`Notifier`] / [`SnsNotifier`] | a summary under SNS's 256 KiB limit when a run failed |
+//! | [`watch::Watcher`] | near-real-time: follows the socket audit device, coalesces, replicates exactly the named secrets through [`Replicator::run_paths`] |
 //! | [`ReplicateConfig`] | every setting from `REPLICATE_*` variables through a lookup function |
 //!
 //! Safety: a secret without our `managed-by` tag is never modified or
@@ -53,6 +54,7 @@ pub mod s3;
 pub mod sm;
 pub mod source;
 mod target;
+pub mod watch;
 
 pub use calls::{ApiCalls, RateLimiter, RateLimits};
 pub use config::{DEFAULT_DEADLINE_MARGIN, Destination, ReplicateConfig};
@@ -68,7 +70,10 @@ pub use notify::MockNotifier;
 pub use notify::{Notifier, SNS_MAX_MESSAGE_BYTES, SnsNotifier, summary};
 pub use plan::{Action, Plan, PlanItem, PlanPolicy, name_partitions, plan};
 pub use report::{Failure, PlannedChange, Report};
-pub use run::{DEFAULT_CONCURRENCY, PARTITION_SIZE, PARTITION_THRESHOLD, Progress, Replicator};
+pub use run::{
+    DEFAULT_CONCURRENCY, PARTITION_SIZE, PARTITION_THRESHOLD, PATHS_FULL_LIST_THRESHOLD, Progress,
+    Replicator,
+};
 pub use s3::S3Target;
 pub use sm::{SecretsManagerTarget, SecretsManagerTargetBuilder};
 #[cfg(any(test, feature = "test-util"))]

@@ -56,6 +56,10 @@ impl std::fmt::Debug for Replicator {
     }
 }
 
+/// More paths than this in one [`Replicator::run_paths`]: the target is
+/// listed in full instead of once per path.
+pub const PATHS_FULL_LIST_THRESHOLD: usize = 100;
+
 /// Default number of secrets worked on at once.
 pub const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -222,6 +226,67 @@ impl Replicator {
         report.api_calls = calls.snapshot();
         report.duration_ms = started.elapsed().as_millis() as u64;
         report
+    }
+
+    /// One run over exactly `paths` (`(mount, path)` pairs, e.g. what the
+    /// audit stream named): the source reads the metadata of those secrets
+    /// only, the target is listed by their name prefixes only (in full beyond
+    /// [`PATHS_FULL_LIST_THRESHOLD`] paths), and the SAME
+    /// planner and execution as [`run`](Self::run) decide and write (tags,
+    /// deletion policy, rate limits). A path gone from Vault inside the
+    /// scopes is retired by the deletion policy; no other secret is read.
+    pub async fn run_paths(&self, paths: &[(String, String)]) -> Report {
+        let started = Instant::now();
+        let calls = ApiCalls::new();
+        let mut report = Report {
+            target: self
+                .label
+                .clone()
+                .unwrap_or_else(|| self.target.kind().to_owned()),
+            ..Report::default()
+        };
+        match self.plan_paths(paths, &calls).await {
+            Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
+            Ok((p, n, skipped)) => {
+                report.source_secrets = n;
+                report.skipped_deleted = skipped;
+                self.execute(&p, &calls, &mut report, None).await;
+            }
+        }
+        report.api_calls = calls.snapshot();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    async fn plan_paths(
+        &self,
+        paths: &[(String, String)],
+        calls: &ApiCalls,
+    ) -> Result<(Plan, u64, u64)> {
+        let mut prefixes: Vec<String> = paths
+            .iter()
+            .map(|(m, p)| self.policy.naming.name_prefix(m, p))
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        // One name-filtered listing per path, or one full listing when that
+        // costs fewer calls (about 100 secrets a page).
+        let target = async {
+            if prefixes.len() > PATHS_FULL_LIST_THRESHOLD {
+                self.target.snapshot(calls).await
+            } else {
+                self.target.snapshot_prefixes(&prefixes, calls).await
+            }
+        };
+        let (source, target) = tokio::join!(self.source.snapshot_paths(paths, calls), target);
+        let (source, mut target) = (source?, target?);
+        // A name prefix also matches longer names (`app/a` lists `app/ab`):
+        // keep exactly the named secrets, or the others would look deleted.
+        target
+            .entries
+            .retain(|e| paths.iter().any(|(m, p)| *m == e.mount && *p == e.path));
+        let p = plan(&source, &target, &self.policy);
+        Ok((p, source.entries.len() as u64, source.skipped_deleted))
     }
 
     async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {

@@ -29,6 +29,20 @@ pub trait Source: Send + Sync {
     async fn snapshot(&self, calls: &ApiCalls) -> Result<SourceSnapshot>;
     /// Reads one secret at the snapshot's version.
     async fn read(&self, entry: &SourceEntry, calls: &ApiCalls) -> Result<Option<SecretMap>>;
+    /// The current versions of exactly `paths` (`(mount, path)` pairs),
+    /// those outside the scopes left out; a path that is gone or whose
+    /// current version is deleted is absent. The snapshot's `scopes` are the
+    /// source's scopes. The default takes a full snapshot and filters it.
+    async fn snapshot_paths(
+        &self,
+        paths: &[(String, String)],
+        calls: &ApiCalls,
+    ) -> Result<SourceSnapshot> {
+        let mut snap = self.snapshot(calls).await?;
+        snap.entries
+            .retain(|e| paths.iter().any(|(m, p)| *m == e.mount && *p == e.path));
+        Ok(snap)
+    }
 }
 
 /// Call kinds counted by [`VaultKvSource`].
@@ -483,6 +497,62 @@ impl Source for VaultKvSource {
             })
             .await?;
         Ok(secret.map(|s| s.data))
+    }
+
+    /// One metadata read per KV v2 path (one value read per KV v1 path, the
+    /// only way to know its version): never a LIST, never another secret.
+    async fn snapshot_paths(
+        &self,
+        paths: &[(String, String)],
+        calls: &ApiCalls,
+    ) -> Result<SourceSnapshot> {
+        let mut out = SourceSnapshot {
+            scopes: self.scopes.clone(),
+            ..SourceSnapshot::default()
+        };
+        let wanted: Vec<(String, String)> = paths
+            .iter()
+            .filter(|(m, p)| self.scopes.iter().any(|s| s.contains(m, p)))
+            .cloned()
+            .collect();
+        let found: Vec<(Option<SourceEntry>, bool)> = stream::iter(wanted)
+            .map(|(mount, path): (String, String)| async move {
+                let (mount, path) = (mount.as_str(), path.as_str());
+                if self.kv_version(calls, mount).await? == 1 {
+                    let value = self.read_v1(calls, mount, path).await?;
+                    return Ok::<_, Error>((
+                        value.map(|v| SourceEntry {
+                            mount: mount.to_owned(),
+                            path: path.to_owned(),
+                            version: 0,
+                            version_id: value_digest(&v),
+                        }),
+                        false,
+                    ));
+                }
+                calls.add(kinds::VAULT_READ_METADATA);
+                let meta = self
+                    .call(
+                        calls,
+                        |c| async move { c.kv2(mount).read_metadata(path).await },
+                    )
+                    .await?;
+                let mut one = SourceSnapshot::default();
+                if let Some(meta) = meta {
+                    push_live(&mut one, mount, path.to_owned(), &meta);
+                }
+                Ok((one.entries.pop(), one.skipped_deleted > 0))
+            })
+            .buffer_unordered(self.metadata_concurrency)
+            .try_collect()
+            .await?;
+        for (entry, skipped) in found {
+            out.entries.extend(entry);
+            out.skipped_deleted += u64::from(skipped);
+        }
+        out.entries.sort();
+        out.entries.dedup();
+        Ok(out)
     }
 }
 

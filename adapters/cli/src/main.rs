@@ -154,7 +154,8 @@ enum Command {
     /// Run the local authenticating, caching Vault proxy (sidecar); see docs/proxy.md.
     Proxy(proxy::ProxyArgs),
     /// Replicate Vault KV v2 secrets into AWS Secrets Manager (and the S3
-    /// copy) once; settings from REPLICATE_* (see docs/replicate.md).
+    /// copy) once, or continuously with --watch; settings from REPLICATE_*
+    /// (see docs/replicate.md).
     /// Exit status: 0 success, 1 failures or error.
     Replicate(replicate::ReplicateArgs),
 }

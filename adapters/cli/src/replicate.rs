@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use vault_client::{ClientConfig, VaultAuth, VaultClient};
+use vault_replicate::watch::{WatchConfig, Watcher};
 use vault_replicate::{Progress, ReplicateConfig, Report, aws};
 
 use crate::Format;
@@ -18,8 +19,13 @@ use crate::Format;
 #[derive(Args, Debug)]
 pub struct ReplicateArgs {
     /// Print the plan (every change with its reason) and write nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     dry_run: bool,
+    /// Run until SIGTERM: follow Vault's socket audit device and replicate
+    /// each change within seconds (settings REPLICATE_WATCH_*; see
+    /// docs/replicate.md). The scheduled run stays the reconcile.
+    #[arg(long)]
+    watch: bool,
 }
 
 /// A progress bar on stderr.
@@ -79,6 +85,7 @@ pub async fn run(
     let vault = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
     let auth = auth_from_lookup(&lookup)?;
     let source = Arc::new(config.source(vault, Some(auth))?);
+    let scopes = source.scopes().to_vec();
     let settings = aws::AwsSettings {
         max_attempts: config.max_attempts,
         ..aws::AwsSettings::default()
@@ -88,6 +95,9 @@ pub async fn run(
         .replicators(source, &sdk)
         .await
         .context("invalid replication settings")?;
+    if args.watch {
+        return watch(replicators, scopes, &lookup).await;
+    }
     // Also for dry runs: planning 10,000 secrets takes seconds.
     let show_bar = std::io::stderr().is_terminal();
 
@@ -119,4 +129,42 @@ pub async fn run(
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `--watch`: binds the audit listener, then replicates what Vault's socket
+/// audit device names until SIGTERM or SIGINT.
+async fn watch(
+    replicators: Vec<vault_replicate::Replicator>,
+    scopes: Vec<vault_replicate::SourceScope>,
+    lookup: &(impl Fn(&str) -> Option<String> + Clone),
+) -> anyhow::Result<ExitCode> {
+    let settings = WatchConfig::from_lookup(lookup).context("invalid watch settings")?;
+    let listen = settings.listen;
+    let watcher = Watcher::new(replicators, scopes, settings);
+    let listener = watcher
+        .bind()
+        .await
+        .with_context(|| format!("cannot listen on {listen} (REPLICATE_WATCH_LISTEN)"))?;
+    tracing::info!(%listen, "watching the socket audit device");
+    eprintln!("vault-aws replicate --watch: listening on {listen}");
+    watcher
+        .run(listener, async {
+            if let Err(e) = wait_for_signal().await {
+                tracing::warn!(error = %e, "no signal handler: stop with SIGKILL");
+                std::future::pending::<()>().await;
+            }
+        })
+        .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
 }

@@ -219,3 +219,27 @@ fn the_default_cell_is_read_from_the_right_row() {
     assert_eq!(documented_default(doc, "VAULT_X"), "a");
     assert_eq!(documented_default(doc, "VAULT_X_FILE"), "b");
 }
+
+#[test]
+fn replication_watch_defaults() {
+    let doc = doc();
+    let c = vault_replicate::watch::WatchConfig::from_lookup(|_| None).unwrap();
+    assert_eq!(
+        c.listen.to_string(),
+        documented_default(&doc, "REPLICATE_WATCH_LISTEN")
+    );
+    let peers: Vec<String> = c.peers.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        peers.join(","),
+        documented_default(&doc, "REPLICATE_WATCH_PEERS")
+    );
+    assert_eq!(
+        c.window.as_millis() as u64,
+        number::<u64>(&doc, "REPLICATE_WATCH_WINDOW_MS")
+    );
+    assert_eq!(c.queue, number::<usize>(&doc, "REPLICATE_WATCH_QUEUE"));
+    assert_eq!(
+        c.metrics_every.as_secs(),
+        number::<u64>(&doc, "REPLICATE_WATCH_METRICS_SECS")
+    );
+}
