@@ -12,15 +12,21 @@
 //!   once, at its current version.
 //! - A path whose replication failed stays pending (bounded) and is retried
 //!   with exponential backoff.
-//! - Nothing but the request path, operation and mount is read from an entry;
-//!   nothing of an entry is logged but the path.
+//! - Nothing but the request path, operation, mount, namespace and time is
+//!   read from an entry; nothing of an entry is logged but the path.
+//! - A source in a namespace (`VAULT_NAMESPACE`) matches only the entries of
+//!   that namespace (`request.namespace.path`); their paths are relative to it.
+//! - Lag is measured from the entry's `time` (RFC 3339) to the replica
+//!   written; an entry without a usable time is measured from its receipt
+//!   (counted in [`WatchMetrics::time_fallbacks`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use aws_sdk_secretsmanager::primitives::{DateTime, DateTimeFormat};
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -59,6 +65,10 @@ pub struct WatchConfig {
     pub queue: usize,
     /// Interval of the metrics log line (`REPLICATE_WATCH_METRICS_SECS`).
     pub metrics_every: Duration,
+    /// The namespace of the source (`VAULT_NAMESPACE`, the same variable the
+    /// source's client sends as `X-Vault-Namespace`); `None`: the root.
+    /// Only audit entries of this namespace are followed.
+    pub namespace: Option<String>,
 }
 
 impl WatchConfig {
@@ -121,17 +131,27 @@ impl WatchConfig {
                 "REPLICATE_WATCH_METRICS_SECS",
                 DEFAULT_WATCH_METRICS_SECS,
             )?),
+            namespace: normalize_namespace(get("VAULT_NAMESPACE").as_deref()),
         })
     }
+}
+
+/// A namespace path without its surrounding slashes; empty: the root (`None`).
+fn normalize_namespace(ns: Option<&str>) -> Option<String> {
+    ns.map(|n| n.trim().trim_matches('/'))
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
 }
 
 /// One secret an audit entry says has changed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AuditChange {
-    /// The mount, without slashes.
+    /// The mount, without slashes (relative to the namespace).
     pub mount: String,
     /// The secret's path below the mount.
     pub path: String,
+    /// The entry's `time`; `None` when it is absent or not RFC 3339.
+    pub time: Option<SystemTime>,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +159,9 @@ struct Entry {
     #[serde(rename = "type", default)]
     kind: String,
     #[serde(default)]
-    error: Option<String>,
+    time: Option<serde_json::Value>,
+    #[serde(default)]
+    error: Option<serde_json::Value>,
     #[serde(default)]
     request: Option<Request>,
 }
@@ -154,66 +176,143 @@ struct Request {
     mount_point: Option<String>,
     #[serde(default)]
     mount_type: Option<String>,
+    #[serde(default)]
+    namespace: Option<Namespace>,
+}
+
+/// `request.namespace`: `{"id": "root"}` in the root namespace,
+/// `{"id": "2bzLfh", "path": "ns1/"}` in a child (Vault Enterprise, OpenBao).
+#[derive(Deserialize)]
+struct Namespace {
+    #[serde(default)]
+    path: Option<String>,
 }
 
 const KV2_ENDPOINTS: [&str; 5] = ["data/", "metadata/", "delete/", "undelete/", "destroy/"];
 
-/// The secret a successful KV write, patch or delete names, if it lies under
-/// `scopes`: `<mount>/data|metadata|delete|undelete|destroy/<path>` (KV v2)
-/// or `<mount>/<path>` (KV v1). Request entries, failed requests, reads,
-/// lists and other mounts give `None`.
+/// Parses an audit entry's `time` (RFC 3339 with up to nanoseconds, as Vault
+/// and OpenBao write it, e.g. `2026-12-01T08:12:12.123456789Z`).
+pub fn parse_audit_time(time: &str) -> Option<SystemTime> {
+    let t = DateTime::from_str(time.trim(), DateTimeFormat::DateTimeWithOffset).ok()?;
+    SystemTime::try_from(t).ok()
+}
+
+/// Which audit entries concern a watcher: successful KV changes under the
+/// source's scopes, in the source's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFilter {
+    scopes: Vec<SourceScope>,
+    namespace: Option<String>,
+}
+
+impl AuditFilter {
+    /// Entries under `scopes` in `namespace` (`None` or empty: the root;
+    /// surrounding slashes are ignored).
+    pub fn new(scopes: Vec<SourceScope>, namespace: Option<&str>) -> Self {
+        Self {
+            scopes,
+            namespace: normalize_namespace(namespace),
+        }
+    }
+
+    /// The secret a successful KV write, patch or delete names, if it lies
+    /// under the scopes in the namespace:
+    /// `<mount>/data|metadata|delete|undelete|destroy/<path>` (KV v2) or
+    /// `<mount>/<path>` (KV v1), the path relative to the entry's namespace.
+    /// Request entries, failed requests, reads, lists, other mounts, other
+    /// namespaces, paths with empty, `.` or `..` segments, lines over
+    /// [`MAX_LINE_BYTES`] and anything that is not an audit entry give `None`.
+    pub fn parse(&self, line: &str) -> Option<AuditChange> {
+        if line.len() > MAX_LINE_BYTES {
+            return None;
+        }
+        let entry: Entry = serde_json::from_str(line).ok()?;
+        if entry.kind != "response" {
+            return None;
+        }
+        match &entry.error {
+            None | Some(serde_json::Value::Null) => {}
+            Some(serde_json::Value::String(e)) if e.is_empty() => {}
+            Some(_) => return None,
+        }
+        let req = entry.request?;
+        if !matches!(
+            req.operation.as_str(),
+            "create" | "update" | "delete" | "patch"
+        ) {
+            return None;
+        }
+        if req
+            .mount_type
+            .as_deref()
+            .is_some_and(|t| t != "kv" && t != "generic")
+        {
+            return None;
+        }
+        // The namespace: absent (servers without namespaces) or without a
+        // path is the root.
+        let entry_ns = normalize_namespace(req.namespace.as_ref().and_then(|n| n.path.as_deref()));
+        if entry_ns != self.namespace {
+            return None;
+        }
+        let path = req.path.trim_start_matches('/');
+        let candidates: Vec<(String, &str)> = match req.mount_point.as_deref() {
+            Some(mp) if !mp.trim_matches('/').is_empty() => {
+                let mut mount = mp.trim_matches('/');
+                // OpenBao writes the mount point with the namespace path
+                // (`ns1/secret/`) and the request path without it.
+                if let Some(ns) = &self.namespace
+                    && let Some(rest) = mount
+                        .strip_prefix(ns.as_str())
+                        .and_then(|r| r.strip_prefix('/'))
+                {
+                    mount = rest;
+                }
+                let rest = path.strip_prefix(mount)?.strip_prefix('/')?;
+                vec![(mount.to_owned(), rest)]
+            }
+            // No mount point in the entry: every scope's mount is a candidate.
+            _ => self
+                .scopes
+                .iter()
+                .filter_map(|s| {
+                    let rest = path.strip_prefix(s.mount.as_str())?.strip_prefix('/')?;
+                    Some((s.mount.clone(), rest))
+                })
+                .collect(),
+        };
+        let time = match entry.time {
+            Some(serde_json::Value::String(t)) => parse_audit_time(&t),
+            _ => None,
+        };
+        for (mount, rest) in candidates {
+            let secret = KV2_ENDPOINTS
+                .iter()
+                .find_map(|e| rest.strip_prefix(e))
+                .unwrap_or(rest)
+                .trim_end_matches('/');
+            if secret.is_empty()
+                || secret
+                    .split('/')
+                    .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+            {
+                continue;
+            }
+            if self.scopes.iter().any(|s| s.contains(&mount, secret)) {
+                return Some(AuditChange {
+                    mount,
+                    path: secret.to_owned(),
+                    time,
+                });
+            }
+        }
+        None
+    }
+}
+
+/// [`AuditFilter::parse`] for a source in the root namespace.
 pub fn parse_audit_line(line: &str, scopes: &[SourceScope]) -> Option<AuditChange> {
-    let entry: Entry = serde_json::from_str(line).ok()?;
-    if entry.kind != "response" || entry.error.as_deref().is_some_and(|e| !e.is_empty()) {
-        return None;
-    }
-    let req = entry.request?;
-    if !matches!(
-        req.operation.as_str(),
-        "create" | "update" | "delete" | "patch"
-    ) {
-        return None;
-    }
-    if req
-        .mount_type
-        .as_deref()
-        .is_some_and(|t| t != "kv" && t != "generic")
-    {
-        return None;
-    }
-    let path = req.path.trim_start_matches('/');
-    let candidates: Vec<(String, &str)> = match req.mount_point.as_deref() {
-        Some(mp) if !mp.trim_matches('/').is_empty() => {
-            let mount = mp.trim_matches('/');
-            let rest = path.strip_prefix(mount)?.strip_prefix('/')?;
-            vec![(mount.to_owned(), rest)]
-        }
-        // No mount point in the entry: every scope's mount is a candidate.
-        _ => scopes
-            .iter()
-            .filter_map(|s| {
-                let rest = path.strip_prefix(s.mount.as_str())?.strip_prefix('/')?;
-                Some((s.mount.clone(), rest))
-            })
-            .collect(),
-    };
-    for (mount, rest) in candidates {
-        let secret = KV2_ENDPOINTS
-            .iter()
-            .find_map(|e| rest.strip_prefix(e))
-            .unwrap_or(rest)
-            .trim_end_matches('/');
-        if secret.is_empty() {
-            continue;
-        }
-        if scopes.iter().any(|s| s.contains(&mount, secret)) {
-            return Some(AuditChange {
-                mount,
-                path: secret.to_owned(),
-            });
-        }
-    }
-    None
+    AuditFilter::new(scopes.to_vec(), None).parse(line)
 }
 
 /// Counters and gauges of a [`Watcher`].
@@ -234,10 +333,15 @@ pub struct WatchMetrics {
     pub pending: AtomicU64,
     /// Paths replicated (every target succeeded).
     pub replicated: AtomicU64,
-    /// Lag of the last replicated path, received → written, in ms (gauge).
+    /// Lag of the last replicated path, in ms (gauge): from the `time` of
+    /// the oldest audit entry not yet replicated for it to the replica
+    /// written in every target (0 when the entry's clock is ahead).
     pub last_lag_ms: AtomicU64,
     /// Largest lag since the last metrics line, in ms.
     pub max_lag_ms: AtomicU64,
+    /// Relevant entries whose `time` was absent or not RFC 3339: their lag
+    /// is measured from their receipt instead.
+    pub time_fallbacks: AtomicU64,
     /// Failed replications by target label.
     pub failures: std::sync::Mutex<BTreeMap<String, u64>>,
     /// The last failure's reason (no value: errors never carry one).
@@ -280,14 +384,24 @@ impl WatchMetrics {
             replicated = self.replicated.load(Ordering::Relaxed),
             last_lag_ms = self.last_lag_ms.load(Ordering::Relaxed),
             max_lag_ms = self.max_lag_ms.swap(0, Ordering::Relaxed),
+            time_fallbacks = self.time_fallbacks.load(Ordering::Relaxed),
             failures = %failures,
             "watch metrics"
         );
     }
 }
 
+/// An entry in the queue: what changed, when it arrived (monotonic, for the
+/// window) and since when it waits (the entry's time, or its receipt).
+struct Received {
+    change: AuditChange,
+    at: Instant,
+    since: SystemTime,
+}
+
 struct Pending {
-    first_seen: Instant,
+    /// The oldest unreplicated entry's time (the lag's start).
+    since: SystemTime,
     attempts: u32,
     not_before: Instant,
 }
@@ -295,7 +409,7 @@ struct Pending {
 /// Follows a socket audit device and replicates what it names.
 pub struct Watcher {
     replicators: Vec<Replicator>,
-    scopes: Vec<SourceScope>,
+    filter: AuditFilter,
     config: WatchConfig,
     metrics: Arc<WatchMetrics>,
 }
@@ -304,7 +418,7 @@ impl std::fmt::Debug for Watcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Watcher")
             .field("replicators", &self.replicators.len())
-            .field("scopes", &self.scopes)
+            .field("filter", &self.filter)
             .field("config", &self.config)
             .finish()
     }
@@ -312,7 +426,7 @@ impl std::fmt::Debug for Watcher {
 
 impl Watcher {
     /// A watcher replicating entries under `scopes` (the source's scopes)
-    /// through every replicator.
+    /// in `config.namespace` through every replicator.
     pub fn new(
         replicators: Vec<Replicator>,
         scopes: Vec<SourceScope>,
@@ -320,7 +434,7 @@ impl Watcher {
     ) -> Self {
         Self {
             replicators,
-            scopes,
+            filter: AuditFilter::new(scopes, config.namespace.as_deref()),
             config,
             metrics: Arc::new(WatchMetrics::default()),
         }
@@ -339,13 +453,16 @@ impl Watcher {
 
     /// Accepts audit streams on `listener` and replicates until `shutdown`
     /// completes; what is still pending then is left to the reconcile.
+    ///
+    /// The future is `Send` (and `'static` when `shutdown` is): it can be
+    /// given to `tokio::spawn`.
     pub async fn run(self, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
-        let (tx, rx) = mpsc::channel::<(AuditChange, Instant)>(self.config.queue);
+        let (tx, rx) = mpsc::channel::<Received>(self.config.queue);
         let accept = accept_loop(
             listener,
             tx,
             self.config.peers.clone(),
-            self.scopes.clone(),
+            self.filter.clone(),
             self.metrics.clone(),
         );
         let work = self.work(rx);
@@ -359,17 +476,18 @@ impl Watcher {
         self.metrics.log();
     }
 
-    async fn work(&self, mut rx: mpsc::Receiver<(AuditChange, Instant)>) {
+    async fn work(&self, mut rx: mpsc::Receiver<Received>) {
         let metrics = &self.metrics;
         let mut pending: HashMap<(String, String), Pending> = HashMap::new();
         let mut next_log = Instant::now() + self.config.metrics_every;
         let add = |pending: &mut HashMap<(String, String), Pending>,
-                   (c, at): (AuditChange, Instant)| {
+                   Received { change, at, since }: Received| {
             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
-            let key = (c.mount, c.path);
+            let key = (change.mount, change.path);
             if let Some(p) = pending.get_mut(&key) {
                 // A new write: retry soon even if the path was backing off.
                 p.not_before = p.not_before.min(at);
+                p.since = p.since.min(since);
                 return;
             }
             if pending.len() >= self.config.queue {
@@ -379,7 +497,7 @@ impl Watcher {
             pending.insert(
                 key,
                 Pending {
-                    first_seen: at,
+                    since,
                     attempts: 0,
                     not_before: at,
                 },
@@ -421,6 +539,7 @@ impl Watcher {
             if !due.is_empty() {
                 let failed = self.replicate(&due).await;
                 let done = Instant::now();
+                let written = SystemTime::now();
                 for key in due {
                     if failed.contains(&key) {
                         if let Some(p) = pending.get_mut(&key) {
@@ -431,7 +550,10 @@ impl Watcher {
                             p.not_before = done + backoff;
                         }
                     } else if let Some(p) = pending.remove(&key) {
-                        let lag = done.duration_since(p.first_seen).as_millis() as u64;
+                        let lag = written
+                            .duration_since(p.since)
+                            .unwrap_or_default()
+                            .as_millis() as u64;
                         metrics.replicated.fetch_add(1, Ordering::Relaxed);
                         metrics.last_lag_ms.store(lag, Ordering::Relaxed);
                         metrics.max_lag_ms.fetch_max(lag, Ordering::Relaxed);
@@ -499,12 +621,12 @@ impl Watcher {
 
 async fn accept_loop(
     listener: TcpListener,
-    tx: mpsc::Sender<(AuditChange, Instant)>,
+    tx: mpsc::Sender<Received>,
     peers: Vec<IpAddr>,
-    scopes: Vec<SourceScope>,
+    filter: AuditFilter,
     metrics: Arc<WatchMetrics>,
 ) {
-    let scopes = Arc::new(scopes);
+    let filter = Arc::new(filter);
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(s) => s,
@@ -525,7 +647,7 @@ async fn accept_loop(
             continue;
         }
         tracing::info!(peer = %ip, "watch: audit stream connected");
-        let (tx, scopes, metrics) = (tx.clone(), scopes.clone(), metrics.clone());
+        let (tx, filter, metrics) = (tx.clone(), filter.clone(), metrics.clone());
         tokio::spawn(async move {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
@@ -556,10 +678,19 @@ async fn accept_loop(
                 let Ok(text) = std::str::from_utf8(&line) else {
                     continue;
                 };
-                let Some(change) = parse_audit_line(text.trim(), &scopes) else {
+                let Some(change) = filter.parse(text.trim()) else {
                     continue;
                 };
-                match tx.try_send((change, Instant::now())) {
+                let since = change.time.unwrap_or_else(|| {
+                    metrics.time_fallbacks.fetch_add(1, Ordering::Relaxed);
+                    SystemTime::now()
+                });
+                let item = Received {
+                    change,
+                    at: Instant::now(),
+                    since,
+                };
+                match tx.try_send(item) {
                     Ok(()) => {
                         metrics.queued.fetch_add(1, Ordering::Relaxed);
                         metrics.queue_depth.fetch_add(1, Ordering::Relaxed);
@@ -639,6 +770,152 @@ mod tests {
             None
         );
         assert_eq!(got("not json".into()), None);
+    }
+
+    /// Response entries as OpenBao 2.7 writes them (captured from a dev
+    /// server's file device; HMACs and ids shortened).
+    const ROOT_ENTRY: &str = r#"{"time":"2026-12-01T08:20:35.7624224Z","type":"response","auth":{"client_token":"hmac-sha256:aa","accessor":"hmac-sha256:bb"},"request":{"id":"9c1","operation":"create","mount_point":"secret/","mount_type":"kv","mount_accessor":"kv_1a3fb6be","mount_running_version":"v2.7.2+builtin.bao","mount_class":"secret","client_token":"hmac-sha256:aa","namespace":{"id":"root"},"path":"secret/data/app/y","data":{"data":{"v":"hmac-sha256:cc"}},"remote_address":"127.0.0.1"},"response":{"mount_point":"secret/","mount_type":"kv","data":{"version":1}}}"#;
+    const NS1_ENTRY: &str = r#"{"time":"2026-12-01T08:20:35.504249453Z","type":"response","request":{"id":"9c2","operation":"create","mount_point":"ns1/secret/","mount_type":"kv","mount_class":"secret","namespace":{"id":"2bzLfh","path":"ns1/"},"path":"secret/data/app/x","data":{"data":{"v":"hmac-sha256:dd"}}},"response":{}}"#;
+    const CHILD_ENTRY: &str = r#"{"time":"2026-12-01T08:20:35.67654676Z","type":"response","request":{"operation":"create","mount_point":"ns1/child/kv/","mount_type":"kv","namespace":{"id":"rsxVVh","path":"ns1/child/"},"path":"kv/data/a"},"response":{}}"#;
+
+    #[test]
+    fn namespaces_match_only_their_own_entries() {
+        let root = AuditFilter::new(vec![SourceScope::new("secret", "")], None);
+        let ns1 = AuditFilter::new(vec![SourceScope::new("secret", "")], Some("ns1/"));
+        let child = AuditFilter::new(vec![SourceScope::new("kv", "")], Some("/ns1/child"));
+        let path = |f: &AuditFilter, l: &str| f.parse(l).map(|c| (c.mount, c.path));
+        let p = |m: &str, s: &str| Some((m.to_owned(), s.to_owned()));
+        assert_eq!(path(&root, ROOT_ENTRY), p("secret", "app/y"));
+        assert_eq!(path(&root, NS1_ENTRY), None);
+        assert_eq!(path(&ns1, NS1_ENTRY), p("secret", "app/x"));
+        assert_eq!(path(&ns1, ROOT_ENTRY), None);
+        assert_eq!(path(&ns1, CHILD_ENTRY), None);
+        assert_eq!(path(&child, CHILD_ENTRY), p("kv", "a"));
+        assert_eq!(path(&child, NS1_ENTRY), None);
+        // Root given as "" or "/" is the root.
+        let root2 = AuditFilter::new(vec![SourceScope::new("secret", "")], Some("/"));
+        assert_eq!(path(&root2, ROOT_ENTRY), p("secret", "app/y"));
+        // An entry without `namespace` (a server without namespaces) is root.
+        let no_ns = ROOT_ENTRY.replace(r#""namespace":{"id":"root"},"#, "");
+        assert_eq!(path(&root, &no_ns), p("secret", "app/y"));
+        assert_eq!(path(&ns1, &no_ns), None);
+        // Without a mount point, the namespace still decides.
+        let no_mp = NS1_ENTRY.replace(r#""mount_point":"ns1/secret/","#, "");
+        assert_eq!(path(&ns1, &no_mp), p("secret", "app/x"));
+        assert_eq!(path(&root, &no_mp), None);
+        // A mount point written relative to the namespace is accepted too.
+        let rel_mp = NS1_ENTRY.replace("ns1/secret/", "secret/");
+        assert_eq!(path(&ns1, &rel_mp), p("secret", "app/x"));
+        // A namespace that only starts like ours is another one.
+        let ns10 = NS1_ENTRY
+            .replace(r#""path":"ns1/""#, r#""path":"ns10/""#)
+            .replace("ns1/secret/", "ns10/secret/");
+        assert_eq!(path(&ns1, &ns10), None);
+    }
+
+    #[test]
+    fn the_entry_time_is_parsed_with_its_fraction() {
+        let t = parse_audit_time("2026-12-01T08:12:12.123456789Z").unwrap();
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(d.as_secs(), 1_796_112_732);
+        assert_eq!(d.subsec_nanos(), 123_456_789);
+        let t = parse_audit_time("2026-12-01T09:12:12.5+01:00").unwrap();
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!((d.as_secs(), d.subsec_millis()), (1_796_112_732, 500));
+        for bad in [
+            "",
+            "yesterday",
+            "2026-12-01",
+            "2026-13-01T00:00:00Z",
+            "1796112732",
+        ] {
+            assert_eq!(parse_audit_time(bad), None, "{bad}");
+        }
+        let root = AuditFilter::new(vec![SourceScope::new("secret", "")], None);
+        let c = root
+            .parse(&ROOT_ENTRY.replace("35.7624224Z", "35.504249453Z"))
+            .unwrap();
+        let d = c
+            .time
+            .unwrap()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap();
+        assert_eq!(d.subsec_nanos(), 504_249_453);
+        // Absent, garbled or not a string: still a change, without a time.
+        for t in [r#""time":"garbled","#, r#""time":12,"#, ""] {
+            let l = ROOT_ENTRY.replace(r#""time":"2026-12-01T08:20:35.7624224Z","#, t);
+            let c = root.parse(&l).expect(t);
+            assert_eq!((c.path.as_str(), c.time), ("app/y", None), "{t}");
+        }
+    }
+
+    #[test]
+    fn odd_and_hostile_entries_are_ignored_without_panic() {
+        let root = AuditFilter::new(vec![SourceScope::new("secret", "app")], None);
+        let entry = |req: serde_json::Value| {
+            serde_json::json!({"type": "response", "time": "2026-12-01T08:20:35Z", "request": req})
+                .to_string()
+        };
+        let kv = |path: &str| {
+            entry(serde_json::json!({"operation": "update", "path": path,
+                "mount_point": "secret/", "mount_type": "kv", "namespace": {"id": "root"}}))
+        };
+        assert!(root.parse(&kv("secret/data/app/ok")).is_some());
+        let deep = "[".repeat(100_000);
+        let huge = kv(&format!("secret/data/app/{}", "a".repeat(MAX_LINE_BYTES)));
+        let odd: Vec<String> = vec![
+            String::new(),
+            " ".into(),
+            "null".into(),
+            "[]".into(),
+            "42".into(),
+            "\"response\"".into(),
+            "{".into(),
+            deep,
+            huge,
+            "{\"type\":\"response\"}".into(),
+            "{\"type\":\"response\",\"request\":null}".into(),
+            "{\"type\":\"response\",\"request\":{}}".into(),
+            "{\"type\":\"response\",\"request\":\"secret/data/app/x\"}".into(),
+            "{\"type\":7,\"request\":{\"operation\":\"update\",\"path\":\"secret/data/app/x\"}}".into(),
+            entry(serde_json::json!({"operation": "update"})),
+            entry(serde_json::json!({"path": "secret/data/app/x"})),
+            entry(serde_json::json!({"operation": 1, "path": "secret/data/app/x"})),
+            entry(serde_json::json!({"operation": "update", "path": ["secret/data/app/x"]})),
+            entry(serde_json::json!({"operation": "update", "path": "secret/data/app/x", "namespace": "root"})),
+            entry(serde_json::json!({"operation": "update", "path": "secret/data/app/x", "namespace": {"path": 5}})),
+            // Not KV: other mount types and endpoints that name no secret.
+            entry(serde_json::json!({"operation": "update", "path": "secret/data/app/x", "mount_point": "secret/", "mount_type": "transit"})),
+            entry(serde_json::json!({"operation": "update", "path": "sys/audit/x", "mount_point": "sys/", "mount_type": "system"})),
+            entry(serde_json::json!({"operation": "update", "path": "auth/token/create", "mount_point": "auth/token/", "mount_type": "token"})),
+            kv("secret/config"),
+            kv("secret/data/"),
+            kv("secret/data/app"),
+            kv("secret/data/app/"),
+            kv("secret/"),
+            kv("secretx/data/app/x"),
+            kv("other/data/app/x"),
+            // Dot and empty segments never name a secret.
+            kv("secret/data/app/../other/x"),
+            kv("secret/data/app/./x"),
+            kv("secret/data/app/x/.."),
+            kv("secret/data/app//x"),
+            kv("secret/data/app/.."),
+            // An error of any shape makes it a failed request.
+            "{\"type\":\"response\",\"error\":{\"code\":1},\"request\":{\"operation\":\"update\",\"path\":\"secret/data/app/x\"}}".into(),
+            "{\"type\":\"response\",\"error\":\"1 error occurred\",\"request\":{\"operation\":\"update\",\"path\":\"secret/data/app/x\"}}".into(),
+        ];
+        for l in &odd {
+            assert_eq!(root.parse(l), None, "{}", &l[..l.len().min(200)]);
+        }
+        // Invalid UTF-8 never reaches the parser (the reader skips it), and
+        // NUL or control characters in a path are the planner's business:
+        // still only ever a path under the scopes.
+        let c = root.parse(&kv("secret/data/app/a\u{0}b")).unwrap();
+        assert!(c.path.starts_with("app/"));
+        // An empty error is no error (some servers write "error": "").
+        let l = kv("secret/data/app/x").replacen("{", "{\"error\":\"\",", 1);
+        assert!(root.parse(&l).is_some());
     }
 
     #[test]
