@@ -343,20 +343,12 @@ impl Replicator {
         if let Some(progress) = &self.progress {
             progress.planned(changes.len() as u64);
         }
-        let mut results = stream::iter(changes)
-            .map(|item| async move {
-                let outcome = match stop_at {
-                    None => self.execute_item(item, calls).await,
-                    Some(stop) if Deadline::now() >= stop => Outcome::Left,
-                    Some(stop) => tokio::time::timeout_at(stop, self.execute_item(item, calls))
-                        .await
-                        .unwrap_or(Outcome::Left),
-                };
-                if let Some(progress) = &self.progress {
-                    progress.advance();
-                }
-                outcome
-            })
+        // Indices, not `&PlanItem`s, into the closure: a closure taking a
+        // reference makes this future not provably `Send` for every lifetime
+        // (rust-lang/rust#102211), and `Watcher::run`, which awaits it, must
+        // be spawnable.
+        let mut results = stream::iter(0..changes.len())
+            .map(|i| self.execute_until(changes[i], calls, stop_at))
             .buffer_unordered(self.concurrency);
         while let Some(outcome) = results.next().await {
             match outcome {
@@ -381,6 +373,25 @@ impl Replicator {
         if let Err(e) = self.target.finish(calls).await {
             report.error = Some(format!("cannot finish the run: {e}"));
         }
+    }
+
+    async fn execute_until(
+        &self,
+        item: &PlanItem,
+        calls: &ApiCalls,
+        stop_at: Option<Deadline>,
+    ) -> Outcome {
+        let outcome = match stop_at {
+            None => self.execute_item(item, calls).await,
+            Some(stop) if Deadline::now() >= stop => Outcome::Left,
+            Some(stop) => tokio::time::timeout_at(stop, self.execute_item(item, calls))
+                .await
+                .unwrap_or(Outcome::Left),
+        };
+        if let Some(progress) = &self.progress {
+            progress.advance();
+        }
+        outcome
     }
 
     async fn execute_item(&self, item: &PlanItem, calls: &ApiCalls) -> Outcome {
