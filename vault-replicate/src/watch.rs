@@ -627,8 +627,15 @@ async fn accept_loop(
     metrics: Arc<WatchMetrics>,
 ) {
     let filter = Arc::new(filter);
+    // The connections belong to this future: when the watcher stops, they
+    // are closed with it (dropping the set aborts them).
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (stream, addr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, addr) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "watch: accept failed");
@@ -648,7 +655,7 @@ async fn accept_loop(
         }
         tracing::info!(peer = %ip, "watch: audit stream connected");
         let (tx, filter, metrics) = (tx.clone(), filter.clone(), metrics.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let mut reader = BufReader::new(stream);
             let mut line = Vec::new();
             loop {

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
+use vault_client::{ClientConfig, SecretString, VaultClient};
 use vault_replicate::sm::kinds;
 use vault_replicate::watch::{WatchConfig, Watcher};
 use vault_replicate::{DeletionPolicy, Granularity, SourceScope, VaultKvSource};
@@ -90,6 +91,62 @@ async fn current(sm: &aws_sdk_secretsmanager::Client, name: &str) -> Option<Stri
     r.secret_string().map(str::to_owned)
 }
 
+/// Server configuration: a socket audit device to `port` and, beside it, a
+/// file device (as documented: Vault never depends on the watcher alone).
+fn audit_config(port: u16, audit_file: &std::path::Path) -> String {
+    format!(
+        "audit \"socket\" \"watch\" {{\n  options {{\n    address = \"127.0.0.1:{port}\"\n    socket_type = \"tcp\"\n  }}\n}}\n\
+         audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
+        audit_file.display()
+    )
+}
+
+fn watch_config(listen: &str, window: Duration, namespace: Option<&str>) -> WatchConfig {
+    let window = window.as_millis().to_string();
+    WatchConfig::from_lookup(|k| match k {
+        "REPLICATE_WATCH_LISTEN" => Some(listen.into()),
+        "REPLICATE_WATCH_WINDOW_MS" => Some(window.clone()),
+        "VAULT_NAMESPACE" => namespace.map(str::to_owned),
+        _ => None,
+    })
+    .unwrap()
+}
+
+/// A spawned watcher (its `run` is `Send + 'static`) and its stop switch.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    fn spawn(watcher: Watcher, listener: TcpListener) -> Running {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(watcher.run(listener, async {
+            let _ = stop_rx.await;
+        }));
+        Running { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the watcher stops")
+            .unwrap();
+    }
+}
+
+/// Secrets Manager versions of `name` (moto keeps every version).
+async fn versions(sm: &aws_sdk_secretsmanager::Client, name: &str) -> usize {
+    sm.list_secret_version_ids()
+        .secret_id(name)
+        .include_deprecated(true)
+        .send()
+        .await
+        .map(|r| r.versions().len())
+        .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watcher_follows_the_socket_audit_device() {
     let moto = testkit::Moto::start().await;
@@ -106,176 +163,309 @@ async fn watcher_follows_the_socket_audit_device() {
     );
 
     let window = Duration::from_millis(1_000);
-    let config = WatchConfig::from_lookup(|k| match k {
-        "REPLICATE_WATCH_LISTEN" => Some("127.0.0.1:0".into()),
-        "REPLICATE_WATCH_WINDOW_MS" => Some(window.as_millis().to_string()),
-        _ => None,
-    })
-    .unwrap();
-
     // The watcher listens first: OpenBao connects its socket device at start.
-    let scopes = vec![SourceScope::new("secret", "app")];
-    // The source needs OpenBao's address: bind first, build the watcher after.
-    let listener = TcpListener::bind(config.listen).await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = listener.local_addr().unwrap().to_string();
     let audit_dir = tempfile::tempdir().unwrap();
     let audit_file = audit_dir.path().join("audit.log");
-    let bao = testkit::OpenBao::start_with_config(&format!(
-        "audit \"socket\" \"watch\" {{\n  options {{\n    address = \"127.0.0.1:{port}\"\n    socket_type = \"tcp\"\n  }}\n}}\n\
-         audit \"file\" \"file\" {{\n  options {{\n    file_path = \"{}\"\n  }}\n}}\n",
-        audit_file.display()
+    let bao = testkit::OpenBao::start_with_config(&audit_config(
+        listener.local_addr().unwrap().port(),
+        &audit_file,
     ))
     .await;
     let vault = common::vault(&bao.addr(), bao.root_token());
+    let scopes = vec![SourceScope::new("secret", "app")];
     let source = Arc::new(
         VaultKvSource::builder(vault.clone())
             .scopes(scopes.clone())
             .build()
             .unwrap(),
     );
-    let replicator = common::replicator(
-        source.clone(),
-        common::sm_target(&sm_watch, false),
-        Granularity::Secret,
-        DeletionPolicy::schedule(7).unwrap(),
-    );
+    let replicator = || {
+        common::replicator(
+            source.clone(),
+            common::sm_target(&sm_watch, false),
+            Granularity::Secret,
+            DeletionPolicy::schedule(7).unwrap(),
+        )
+    };
     // The scheduled run, with the same settings: the reconcile.
     let reconcile = common::replicator(
-        source,
+        source.clone(),
         common::sm_target(&sm, false),
         Granularity::Secret,
         DeletionPolicy::schedule(7).unwrap(),
     );
-    let watcher = Watcher::new(vec![replicator], scopes, config);
+    let watcher = Watcher::new(
+        vec![replicator()],
+        scopes.clone(),
+        watch_config(&listen, window, None),
+    );
     let metrics = watcher.metrics();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    // `run` is awaited beside the scenario, not spawned (the replicator's
-    // futures are not `'static`).
-    let run = watcher.run(listener, async {
-        let _ = stop_rx.await;
-    });
-    let scenario = async {
-        // 1. A write appears in Secrets Manager.
-        common::write(&vault, "app/one", serde_json::json!({"v": "1"})).await;
-        wait_for("app/one replicated", Duration::from_secs(15), || async {
-            current(&sm, "vault/app/one").await.as_deref() == Some(r#"{"v":"1"}"#)
-        })
-        .await;
-        // Outside the scopes: never replicated, never read.
-        common::write(&vault, "other/x", serde_json::json!({"v": "1"})).await;
+    let running = Running::spawn(watcher, listener);
 
-        // 2. A burst: 10 secrets written 20 times each.
-        let before = metrics.calls(kinds::PUT) + metrics.calls(kinds::CREATE);
-        let burst_start = Instant::now();
-        for round in 0..20 {
-            let writes = (0..10).map(|i| {
-                let vault = vault.clone();
-                async move {
-                    common::write(
-                        &vault,
-                        &format!("app/burst/{i}"),
-                        serde_json::json!({"round": round.to_string()}),
-                    )
-                    .await
-                }
-            });
-            futures_util::future::join_all(writes).await;
-        }
-        let burst = burst_start.elapsed();
-        for i in 0..10 {
-            wait_for(
-                "the burst's last version replicated",
-                Duration::from_secs(15),
-                || {
-                    let sm = sm.clone();
-                    async move {
-                        current(&sm, &format!("vault/app/burst/{i}"))
-                            .await
-                            .as_deref()
-                            == Some(r#"{"round":"19"}"#)
-                    }
-                },
-            )
-            .await;
-        }
-        let writes = metrics.calls(kinds::PUT) + metrics.calls(kinds::CREATE) - before;
-        // At most one write per secret per window the burst touched (+1 for
-        // the window open when it began).
-        let windows = (burst.as_millis() / window.as_millis()) as u64 + 2;
-        assert!(
-            writes <= 10 * windows,
-            "{writes} writes for 10 secrets over {windows} windows ({burst:?})"
-        );
-        eprintln!(
-            "burst: 200 Vault writes to 10 secrets in {burst:?} -> {writes} Secrets Manager writes"
-        );
-        assert!(
-            writes < 200,
-            "not coalesced: {writes} writes for 200 Vault writes"
-        );
+    // 1. A write appears in Secrets Manager.
+    common::write(&vault, "app/one", serde_json::json!({"v": "1"})).await;
+    wait_for("app/one replicated", Duration::from_secs(15), || async {
+        current(&sm, "vault/app/one").await.as_deref() == Some(r#"{"v":"1"}"#)
+    })
+    .await;
+    // Lag is measured from the entry's own time: no fallback to receipt.
+    assert_eq!(metrics.time_fallbacks.load(Ordering::Relaxed), 0);
+    assert!(metrics.last_lag_ms.load(Ordering::Relaxed) < 15_000);
+    // Outside the scopes: never replicated, never read.
+    common::write(&vault, "other/x", serde_json::json!({"v": "1"})).await;
 
-        // 3. A delete follows the deletion policy (schedule: recoverable).
-        let out = bao
-            .bao(&["kv", "metadata", "delete", "secret/app/one"])
-            .await;
-        assert!(out.status.success(), "{out:?}");
+    // 2. A burst: 1,000 writes to 10 secrets (100 rounds, each round's 10
+    // writes concurrent) give at most one Secrets Manager write per secret
+    // per coalescing window, and the replicas end at the latest versions.
+    let names: Vec<String> = (0..10).map(|i| format!("vault/app/burst/{i}")).collect();
+    let calls_before = metrics.calls(kinds::PUT) + metrics.calls(kinds::CREATE);
+    let burst_start = Instant::now();
+    for round in 0..100 {
+        let writes = (0..10).map(|i| {
+            let vault = vault.clone();
+            async move {
+                common::write(
+                    &vault,
+                    &format!("app/burst/{i}"),
+                    serde_json::json!({"round": round.to_string()}),
+                )
+                .await
+            }
+        });
+        futures_util::future::join_all(writes).await;
+    }
+    let burst = burst_start.elapsed();
+    for name in &names {
         wait_for(
-            "app/one scheduled for deletion",
-            Duration::from_secs(15),
-            || async {
-                sm.describe_secret()
-                    .secret_id("vault/app/one")
-                    .send()
-                    .await
-                    .is_ok_and(|d| d.deleted_date().is_some())
-            },
+            "the burst's last version replicated",
+            Duration::from_secs(30),
+            || async { current(&sm, name).await.as_deref() == Some(r#"{"round":"99"}"#) },
         )
         .await;
+    }
+    // Everything written ended within `span` of the burst's start: two
+    // writes of one secret are at least a window apart, so at most
+    // span / window + 1 writes per secret.
+    let span = burst_start.elapsed();
+    let per_secret_bound = (span.as_millis() / window.as_millis()) as usize + 1;
+    let mut total = 0;
+    for name in &names {
+        let n = versions(&sm, name).await;
+        assert!(
+            (1..=per_secret_bound).contains(&n),
+            "{name}: {n} Secrets Manager writes for 100 Vault writes in {span:?} \
+             (at most {per_secret_bound} with a {window:?} window)"
+        );
+        total += n;
+    }
+    let calls = metrics.calls(kinds::PUT) + metrics.calls(kinds::CREATE) - calls_before;
+    // The watcher's own count (it also counts a call that failed and was
+    // made again, which adds no version) is under the same bound.
+    assert!(
+        (total..=per_secret_bound * 10).contains(&(calls as usize)),
+        "{calls} write calls for {total} versions (bound {})",
+        per_secret_bound * 10
+    );
+    eprintln!(
+        "burst: 1000 Vault writes to 10 secrets in {burst:?}, replicated within {span:?} \
+         -> {total} Secrets Manager versions, {calls} write calls (bound {})",
+        per_secret_bound * 10
+    );
+    // The replica is Vault's current version.
+    let latest = vault
+        .kv2("secret")
+        .read("app/burst/3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.metadata.version, 100);
 
-        // 4. The target goes away for a while: nothing is lost.
-        switch.set(false);
-        common::write(&vault, "app/outage1", serde_json::json!({"v": "1"})).await;
-        wait_for("a failure counted", Duration::from_secs(15), || async {
-            metrics.failures_of("secretsmanager") > 0
-        })
+    // 3. A delete follows the deletion policy (schedule: recoverable).
+    let out = bao
+        .bao(&["kv", "metadata", "delete", "secret/app/one"])
         .await;
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(current(&sm, "vault/app/outage1").await, None);
-        switch.set(true);
+    assert!(out.status.success(), "{out:?}");
+    wait_for(
+        "app/one scheduled for deletion",
+        Duration::from_secs(15),
+        || async {
+            sm.describe_secret()
+                .secret_id("vault/app/one")
+                .send()
+                .await
+                .is_ok_and(|d| d.deleted_date().is_some())
+        },
+    )
+    .await;
+
+    // 4. The target is down for 10 s: nothing is lost once it is back.
+    let outage = Instant::now();
+    switch.set(false);
+    common::write(&vault, "app/outage1", serde_json::json!({"v": "1"})).await;
+    wait_for("a failure counted", Duration::from_secs(15), || async {
+        metrics.failures_of("secretsmanager") > 0
+    })
+    .await;
+    // A second secret written while the first is backing off.
+    common::write(&vault, "app/outage2", serde_json::json!({"v": "2"})).await;
+    tokio::time::sleep(Duration::from_secs(10).saturating_sub(outage.elapsed())).await;
+    assert_eq!(current(&sm, "vault/app/outage1").await, None);
+    assert_eq!(current(&sm, "vault/app/outage2").await, None);
+    assert!(metrics.pending.load(Ordering::Relaxed) >= 1);
+    switch.set(true);
+    for (name, value) in [
+        ("vault/app/outage1", r#"{"v":"1"}"#),
+        ("vault/app/outage2", r#"{"v":"2"}"#),
+    ] {
         wait_for(
             "replicated after the outage",
             Duration::from_secs(60),
-            || async { current(&sm, "vault/app/outage1").await.as_deref() == Some(r#"{"v":"1"}"#) },
+            || async { current(&sm, name).await.as_deref() == Some(value) },
         )
         .await;
+    }
 
-        // Nothing outside the scopes, and no value in the watcher's view.
-        let names = common::all_names(&sm).await;
-        assert!(!names.iter().any(|n| n.contains("other")), "{names:?}");
-        assert_eq!(metrics.dropped.load(Ordering::Relaxed), 0);
-        // The file device got everything too.
-        let audit = std::fs::read_to_string(&audit_file).unwrap();
-        assert!(audit.contains("secret/data/app/outage1"));
+    // Nothing outside the scopes, nothing dropped, no fallback time.
+    let all = common::all_names(&sm).await;
+    assert!(!all.iter().any(|n| n.contains("other")), "{all:?}");
+    assert_eq!(metrics.dropped.load(Ordering::Relaxed), 0);
+    assert_eq!(metrics.time_fallbacks.load(Ordering::Relaxed), 0);
+    // The file device got everything too.
+    let audit = std::fs::read_to_string(&audit_file).unwrap();
+    assert!(audit.contains("secret/data/app/outage1"));
 
-        let _ = stop_tx.send(());
-    };
-    tokio::join!(run, scenario);
-
-    // 5. The watcher is gone: Vault still answers (the file device writes),
-    // nothing replicates the new write until the scheduled run reconciles.
+    // 5. Kill the watcher, write, restart it: the restarted watcher follows
+    // new writes only; the scheduled run (the reconcile) fixes the missed one.
+    running.stop().await;
     common::write(&vault, "app/missed", serde_json::json!({"v": "1"})).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let listener = TcpListener::bind(&listen).await.unwrap();
+    let watcher = Watcher::new(
+        vec![replicator()],
+        scopes.clone(),
+        watch_config(&listen, window, None),
+    );
+    let running = Running::spawn(watcher, listener);
+    // OpenBao reconnects its socket device at its next write (the first may
+    // go to the closed connection): write until the restarted watcher has it.
+    let mut n = 0;
+    wait_for(
+        "the restarted watcher replicates",
+        Duration::from_secs(30),
+        || {
+            n += 1;
+            let (vault, sm) = (vault.clone(), sm.clone());
+            async move {
+                if n % 20 == 1 {
+                    common::write(&vault, "app/after", serde_json::json!({"n": n.to_string()}))
+                        .await;
+                }
+                current(&sm, "vault/app/after").await.is_some()
+            }
+        },
+    )
+    .await;
     assert_eq!(current(&sm, "vault/app/missed").await, None);
+    running.stop().await;
+    common::write(&vault, "app/after", serde_json::json!({"n": "last"})).await;
     let report = reconcile.run(false).await;
     assert!(report.is_success(), "{report:?}");
     assert_eq!(
         current(&sm, "vault/app/missed").await.as_deref(),
         Some(r#"{"v":"1"}"#)
     );
-    // Everything the watcher did is what the reconcile would have done.
+    assert_eq!(
+        current(&sm, "vault/app/after").await.as_deref(),
+        Some(r#"{"n":"last"}"#)
+    );
+    // Everything else the watcher did is what the reconcile would have done.
     assert_eq!(report.count("create"), 1, "{report:?}");
-    assert_eq!(report.count("update"), 0, "{report:?}");
+    assert_eq!(report.count("update"), 1, "{report:?}");
     assert_eq!(report.count("delete"), 0, "{report:?}");
+}
+
+/// A source in a namespace follows only that namespace's entries: OpenBao
+/// writes request paths relative to the namespace, so `secret/data/app/x`
+/// in the root and in `ns1` look alike but for `request.namespace`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespaced_source_follows_only_its_namespace() {
+    let moto = testkit::Moto::start().await;
+    let sm = aws_sdk_secretsmanager::Client::new(&common::sdk(&moto.endpoint(), 2).await);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listen = listener.local_addr().unwrap().to_string();
+    let audit_dir = tempfile::tempdir().unwrap();
+    let bao = testkit::OpenBao::start_with_config(&audit_config(
+        listener.local_addr().unwrap().port(),
+        &audit_dir.path().join("audit.log"),
+    ))
+    .await;
+    for args in [
+        &["namespace", "create", "ns1"][..],
+        &[
+            "secrets",
+            "enable",
+            "-namespace=ns1",
+            "-path=secret",
+            "kv-v2",
+        ][..],
+    ] {
+        let out = bao.bao(args).await;
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let root = common::vault(&bao.addr(), bao.root_token());
+    let ns1 = VaultClient::new(
+        ClientConfig::new(&bao.addr())
+            .unwrap()
+            .with_token(SecretString::from(bao.root_token().to_owned()))
+            .with_namespace("ns1"),
+    )
+    .unwrap();
+    let scopes = vec![SourceScope::new("secret", "app")];
+    let source = Arc::new(
+        VaultKvSource::builder(ns1.clone())
+            .scopes(scopes.clone())
+            .build()
+            .unwrap(),
+    );
+    let replicator = common::replicator(
+        source,
+        common::sm_target(&sm, false),
+        Granularity::Secret,
+        DeletionPolicy::Force,
+    );
+    let watcher = Watcher::new(
+        vec![replicator],
+        scopes,
+        watch_config(&listen, Duration::from_millis(200), Some("ns1/")),
+    );
+    let metrics = watcher.metrics();
+    let running = Running::spawn(watcher, listener);
+
+    // The same relative path in both namespaces, and one only in the root.
+    common::write(&root, "app/x", serde_json::json!({"ns": "root"})).await;
+    common::write(&root, "app/root-only", serde_json::json!({"ns": "root"})).await;
+    common::write(&ns1, "app/x", serde_json::json!({"ns": "ns1"})).await;
+    common::write(&root, "app/x", serde_json::json!({"ns": "root2"})).await;
+    wait_for(
+        "ns1's app/x replicated",
+        Duration::from_secs(15),
+        || async { current(&sm, "vault/app/x").await.as_deref() == Some(r#"{"ns":"ns1"}"#) },
+    )
+    .await;
+    // A later ns1 write as a marker: everything before it has been read.
+    common::write(&ns1, "app/marker", serde_json::json!({"ns": "ns1"})).await;
+    wait_for("the marker replicated", Duration::from_secs(15), || async {
+        current(&sm, "vault/app/marker").await.is_some()
+    })
+    .await;
+    // Only ns1's two writes were queued; the root's three were not.
+    assert_eq!(metrics.queued.load(Ordering::Relaxed), 2);
+    assert!(metrics.received.load(Ordering::Relaxed) >= 5);
+    let names = common::all_names(&sm).await;
+    assert_eq!(names.len(), 2, "{names:?}");
+    running.stop().await;
 }
 
 #[tokio::test]
@@ -445,4 +635,20 @@ async fn a_full_queue_drops_and_counts_instead_of_blocking() {
         let _ = stop_tx.send(());
     };
     tokio::join!(run, scenario);
+}
+
+/// `Watcher::run` can be spawned: its future is `Send` and `'static`.
+#[test]
+fn watcher_run_is_send() {
+    fn assert_send<T: Send + 'static>(_: &T) {}
+    let config = WatchConfig::from_lookup(|_| None).unwrap();
+    let watcher = Watcher::new(Vec::new(), vec![SourceScope::new("secret", "")], config);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let _guard = rt.enter();
+    let run = watcher.run(listener, std::future::pending::<()>());
+    assert_send(&run);
 }
