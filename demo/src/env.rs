@@ -28,7 +28,7 @@ pub struct Bins {
     pub extension: PathBuf,
     /// Example function reading through the extension (package vault-aws-examples).
     pub proxy_function: PathBuf,
-    /// Replication Lambda (package lambda-replicate).
+    /// Replication Lambda (package vault-aws-lambda-replicate).
     pub replicate: PathBuf,
 }
 
@@ -56,7 +56,7 @@ impl Bins {
             vault_exec: find("vault-exec", "vault-aws-ecs-exec")?,
             extension: find("vault-aws-extension", "vault-aws-lambda-extension")?,
             proxy_function: find("proxy-function", "vault-aws-examples")?,
-            replicate: find("lambda-replicate", "lambda-replicate")?,
+            replicate: find("lambda-replicate", "vault-aws-lambda-replicate")?,
         })
     }
 }

@@ -26,6 +26,71 @@ pub struct ReplicateArgs {
     /// docs/replicate.md). The scheduled run stays the reconcile.
     #[arg(long)]
     watch: bool,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+/// Declares the replication settings as flags that fall back to their
+/// `REPLICATE_*` variable (clap's `env`), so `--help` lists every setting, its
+/// variable and its current value; docs/configuration.md has the full forms.
+macro_rules! settings {
+    ($($field:ident => $var:literal, $value:literal: $help:literal;)*) => {
+        /// The `REPLICATE_*` settings; a flag wins over its variable.
+        #[derive(Args, Debug, Default)]
+        #[command(next_help_heading = "Replication settings (flag or variable)")]
+        pub struct Settings {
+            $(
+                #[doc = $help]
+                #[arg(long, env = $var, value_name = $value)]
+                $field: Option<String>,
+            )*
+        }
+
+        impl Settings {
+            /// The value of one `REPLICATE_*` variable as given by flag or environment.
+            fn get(&self, variable: &str) -> Option<String> {
+                match variable {
+                    $($var => self.$field.clone(),)*
+                    _ => None,
+                }
+            }
+
+            /// Every variable these flags stand for.
+            #[cfg(test)]
+            const VARIABLES: &'static [&'static str] = &[$($var),*];
+        }
+    };
+}
+
+settings! {
+    sources => "REPLICATE_SOURCES", "MOUNT[/FOLDER],...": "Vault KV mounts or folders to replicate (default: secret)";
+    target_prefix => "REPLICATE_TARGET_PREFIX", "PREFIX": "Prefix of every target name (default: vault)";
+    name_template => "REPLICATE_NAME_TEMPLATE", "TEMPLATE": "Target name template: {prefix}, {mount}, {path}, {key}";
+    granularity => "REPLICATE_GRANULARITY", "secret|key": "One AWS secret per Vault secret (JSON) or per key";
+    kms_key_id => "REPLICATE_KMS_KEY_ID", "KEY": "KMS key of new secrets (default: aws/secretsmanager)";
+    replica_regions => "REPLICATE_REPLICA_REGIONS", "REGION,...": "Regions new secrets are replicated to by Secrets Manager";
+    deletion => "REPLICATE_DELETION", "none|schedule|force": "What happens to a replica whose secret is gone from Vault (default: none, tagged orphaned)";
+    recovery_window_days => "REPLICATE_RECOVERY_WINDOW_DAYS", "7-30": "Recovery window of scheduled deletions (default: 30)";
+    adopt => "REPLICATE_ADOPT", "BOOL": "Take over same-named secrets that lack the vault-aws tag (default: false)";
+    concurrency => "REPLICATE_CONCURRENCY", "1-256": "Secrets worked on at once (default: 16)";
+    write_tps => "REPLICATE_WRITE_TPS", "N": "Calls per second of each write API; 0 = unlimited (default: 40)";
+    read_tps => "REPLICATE_READ_TPS", "N": "Calls per second of ListSecrets / DescribeSecret (default: 80)";
+    aws_max_attempts => "REPLICATE_AWS_MAX_ATTEMPTS", "1-20": "Attempts per AWS call (default: 5)";
+    secrets_manager => "REPLICATE_SECRETS_MANAGER", "BOOL": "false writes only the S3 copy (default: true)";
+    s3_bucket => "REPLICATE_S3_BUCKET", "BUCKET": "Bucket of the backup copy (default: none)";
+    s3_prefix => "REPLICATE_S3_PREFIX", "PREFIX": "Object key prefix of the backup copy";
+    s3_kms_key_id => "REPLICATE_S3_KMS_KEY_ID", "KEY": "KMS key of the backup objects";
+    sns_topic_arn => "REPLICATE_SNS_TOPIC_ARN", "ARN": "Topic told about runs with failures or stopped by a deadline";
+    detailed_metadata => "REPLICATE_DETAILED_METADATA", "BOOL": "false reads metadata per secret, as HashiCorp Vault needs (default: true)";
+    metadata_concurrency => "REPLICATE_METADATA_CONCURRENCY", "1-256": "Metadata reads at once (default: 16)";
+    deadline_margin_ms => "REPLICATE_DEADLINE_MARGIN_MS", "MS": "Lambda only: stop starting writes this long before the deadline";
+    full_list_seconds => "REPLICATE_FULL_LIST_SECONDS", "SECONDS": "How often all of Secrets Manager is listed; 0 = every run (default: 3600)";
+    destinations => "REPLICATE_DESTINATIONS", "JSON": "More Secrets Manager destinations (JSON array; see docs/configuration.md)";
+    watch_listen => "REPLICATE_WATCH_LISTEN", "IP:PORT": "--watch: where the socket audit device listener binds (default: 127.0.0.1:9514)";
+    watch_peers => "REPLICATE_WATCH_PEERS", "IP,...": "--watch: addresses allowed to connect (default: 127.0.0.1,::1)";
+    watch_window_ms => "REPLICATE_WATCH_WINDOW_MS", "MS": "--watch: coalescing window (default: 1000)";
+    watch_queue => "REPLICATE_WATCH_QUEUE", "N": "--watch: capacity of the entry queue (default: 10000)";
+    watch_metrics_secs => "REPLICATE_WATCH_METRICS_SECS", "SECONDS": "--watch: interval of the metrics log line (default: 60)";
 }
 
 /// A progress bar on stderr.
@@ -80,7 +145,8 @@ pub async fn run(
     connection: &crate::Connection,
     format: Format,
 ) -> anyhow::Result<ExitCode> {
-    let lookup = connection.lookup();
+    let env = connection.lookup();
+    let lookup = |name: &str| args.settings.get(name).or_else(|| env(name));
     let config = ReplicateConfig::from_lookup(&lookup)?;
     let vault = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
     let auth = auth_from_lookup(&lookup)?;
@@ -167,4 +233,62 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Settings;
+
+    /// Every `REPLICATE_*` variable the library reads, found in its source.
+    fn variables_read() -> std::collections::BTreeSet<String> {
+        let sources = [
+            include_str!("../../../vault-replicate/src/config.rs"),
+            include_str!("../../../vault-replicate/src/watch.rs"),
+        ];
+        let mut found = std::collections::BTreeSet::new();
+        for source in sources {
+            for (i, _) in source.match_indices("\"REPLICATE_") {
+                let rest = &source[i + 1..];
+                let end = rest.find('"').unwrap_or(rest.len());
+                let name = &rest[..end];
+                if name.len() > "REPLICATE_".len()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    found.insert(name.to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_replication_variable_is_a_flag_shown_in_help() {
+        let read = variables_read();
+        assert!(read.len() > 20, "found only {read:?}");
+        let flags: std::collections::BTreeSet<String> =
+            Settings::VARIABLES.iter().map(|v| v.to_string()).collect();
+        let missing: Vec<_> = read.difference(&flags).collect();
+        assert!(
+            missing.is_empty(),
+            "REPLICATE_* variables without a `vault-aws replicate` flag: {missing:?}"
+        );
+        let unknown: Vec<_> = flags.difference(&read).collect();
+        assert!(
+            unknown.is_empty(),
+            "flags for variables nobody reads: {unknown:?}"
+        );
+    }
+
+    #[test]
+    fn a_flag_wins_over_its_variable_and_others_fall_through() {
+        let settings = Settings {
+            sources: Some("kv/app".into()),
+            ..Settings::default()
+        };
+        assert_eq!(settings.get("REPLICATE_SOURCES").as_deref(), Some("kv/app"));
+        assert_eq!(settings.get("REPLICATE_DELETION"), None);
+        assert_eq!(settings.get("VAULT_ADDR"), None);
+    }
 }

@@ -115,6 +115,22 @@ fn a_usage_error_is_not_a_sealed_vault() {
         "{}",
         text(&out.stdout)
     );
+    // The replication settings show in `replicate --help` with their
+    // variable and the value the environment gives them.
+    let out = vault_aws(
+        &["replicate", "--help"],
+        &[("REPLICATE_DELETION", "schedule")],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    for shown in [
+        "--sources <MOUNT[/FOLDER],...>",
+        "[env: REPLICATE_SOURCES",
+        "[env: REPLICATE_DELETION=schedule]",
+        "[env: REPLICATE_WATCH_LISTEN",
+    ] {
+        assert!(help.contains(shown), "{shown} not in:\n{help}");
+    }
 }
 
 #[tokio::test]
