@@ -165,11 +165,37 @@ fn flags(files: &[PathBuf]) -> Vec<(String, String)> {
                 .and_then(|l| l.trim_start_matches("pub ").split(':').next())
                 .map(str::trim)
                 .unwrap_or_default();
+            if field.starts_with('$') {
+                // A macro's field: the flags it declares are found below.
+                continue;
+            }
             let name = long.unwrap_or_else(|| field.replace('_', "-"));
             found.push((format!("--{name}"), shown.clone()));
         }
+        // `vault-aws replicate`'s settings: `field => "REPLICATE_VAR", ...` lines
+        // of its `settings!` macro, one flag each (`--field-name`).
+        for line in &lines {
+            if let Some((field, rest)) = line.split_once(" => \"REPLICATE_")
+                && field
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            {
+                // Documented by one rule (checked below), not one by one.
+                let variable = rest.split('"').next().unwrap_or_default();
+                replicate_flag_pairs()
+                    .lock()
+                    .unwrap()
+                    .push((field.to_owned(), format!("REPLICATE_{variable}")));
+            }
+        }
     }
     found
+}
+
+/// (field, variable) of every `vault-aws replicate` setting the scan saw.
+fn replicate_flag_pairs() -> &'static std::sync::Mutex<Vec<(String, String)>> {
+    static PAIRS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+    &PAIRS
 }
 
 /// (subcommand, file) for every variant of a clap `#[derive(Subcommand)]`
@@ -302,6 +328,25 @@ fn every_command_line_flag_is_documented() {
         ],
         "flags",
     );
+}
+
+/// docs/configuration.md documents the replication flags by one rule: the
+/// variable without `REPLICATE_`, lower case, dashes. Each flag must follow it.
+#[test]
+fn replication_flags_follow_their_variables() {
+    flags(&sources());
+    let pairs = replicate_flag_pairs().lock().unwrap().clone();
+    assert!(pairs.len() > 20, "the scan found only {pairs:?}");
+    for (field, variable) in pairs {
+        let expected = variable
+            .trim_start_matches("REPLICATE_")
+            .to_ascii_lowercase();
+        assert_eq!(
+            field, expected,
+            "the flag of {variable} breaks the documented rule"
+        );
+    }
+    assert!(documentation().contains("`REPLICATE_WRITE_TPS` is `--write-tps`"));
 }
 
 #[test]
