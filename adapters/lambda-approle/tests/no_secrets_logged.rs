@@ -39,7 +39,7 @@ fn workspace_binaries() -> Vec<(&'static str, PathBuf)> {
             .args([
                 "build",
                 "-p",
-                "lambda-replicate",
+                "vault-aws-lambda-replicate",
                 "-p",
                 "vault-aws-lambda-authorizer",
                 "-p",
