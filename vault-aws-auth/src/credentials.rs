@@ -8,10 +8,12 @@ use std::time::{Duration, SystemTime};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_types::region::Region;
 use tokio::sync::OnceCell;
 
 use crate::error::AwsAuthError;
+use crate::sdk_http::ReqwestHttpClient;
 
 /// Credentials that expire sooner than this are fetched again.
 pub(crate) const REFRESH_WINDOW: Duration = Duration::from_secs(5 * 60);
@@ -38,6 +40,8 @@ pub(crate) struct CredentialSource {
     chain: OnceCell<SharedCredentialsProvider>,
     assume: Option<AssumeRoleConfig>,
     sts: OnceCell<aws_sdk_sts::Client>,
+    /// The HTTP client of the chain's providers and of STS (see `sdk_http`).
+    http: SharedHttpClient,
     cache: Mutex<Option<Credentials>>,
 }
 
@@ -69,6 +73,7 @@ impl CredentialSource {
             chain: OnceCell::new(),
             assume,
             sts: OnceCell::new(),
+            http: ReqwestHttpClient::shared(),
             cache: Mutex::new(None),
         }
     }
@@ -87,8 +92,11 @@ impl CredentialSource {
         }
         self.chain
             .get_or_init(|| async {
+                let conf = aws_config::provider_config::ProviderConfig::default()
+                    .with_http_client(self.http.clone());
                 let mut builder =
-                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
+                    aws_config::default_provider::credentials::DefaultCredentialsChain::builder()
+                        .configure(conf);
                 if let Some(region) = &self.chain_region {
                     builder = builder.region(Region::new(region.clone()));
                 }
@@ -163,6 +171,7 @@ impl CredentialSource {
                 let mut conf = aws_sdk_sts::Config::builder()
                     .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
                     .region(Region::new(assume.region.clone()))
+                    .http_client(self.http.clone())
                     .credentials_provider(base.clone());
                 if let Some(url) = &assume.endpoint_url {
                     conf = conf.endpoint_url(url.clone());
@@ -212,7 +221,7 @@ pub(crate) fn check_expiry(creds: &Credentials, provider: &str) -> Result<(), Aw
 }
 
 /// The error and its causes on one line (the SDK's errors say little at the top level).
-fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
