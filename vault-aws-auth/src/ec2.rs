@@ -12,16 +12,11 @@ use vault_client::{AuthInfo, ConfigError, VaultAuth, VaultClient};
 use crate::error::AwsAuthError;
 use crate::hints::login_refused;
 use crate::iam::DEFAULT_MOUNT;
+use crate::imds::{DEFAULT_IMDS_ENDPOINT, Imds};
 use vault_client::write_private_file;
 
-/// The instance metadata endpoint of EC2 (and of ECS on EC2).
-pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 /// Path of the PKCS7-signed instance identity document.
 pub const PKCS7_PATH: &str = "/latest/dynamic/instance-identity/pkcs7";
-/// Path of the IMDSv2 session token.
-pub const IMDS_TOKEN_PATH: &str = "/latest/api/token";
-const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
-const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 
 /// Logs in with Vault's `aws` auth method, `ec2` type: sends the instance's
 /// PKCS7-signed identity document from IMDSv2, and the nonce.
@@ -33,10 +28,9 @@ const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 pub struct Ec2Auth {
     mount: String,
     role: Option<String>,
-    imds_endpoint: String,
+    imds: Imds,
     nonce_file: Option<PathBuf>,
     nonce: Mutex<Option<SecretString>>,
-    http: reqwest::Client,
 }
 
 impl fmt::Debug for Ec2Auth {
@@ -45,7 +39,7 @@ impl fmt::Debug for Ec2Auth {
         f.debug_struct("Ec2Auth")
             .field("mount", &self.mount)
             .field("role", &self.role)
-            .field("imds_endpoint", &self.imds_endpoint)
+            .field("imds_endpoint", &self.imds.endpoint())
             .field("nonce_file", &self.nonce_file)
             .field("nonce", &if has_nonce { "<redacted>" } else { "<none>" })
             .finish()
@@ -126,10 +120,7 @@ impl Ec2AuthBuilder {
                 problem: "the scheme is not http(s) or the host is missing".into(),
             });
         }
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(self.timeout.unwrap_or(Duration::from_secs(2)))
-            .build()
+        let imds = Imds::new(&endpoint, self.timeout.unwrap_or(Duration::from_secs(2)))
             .map_err(|e| ConfigError::Inconsistent(format!("cannot build the IMDS client: {e}")))?;
         Ok(Ec2Auth {
             mount,
@@ -137,10 +128,9 @@ impl Ec2AuthBuilder {
                 .role
                 .map(|r| r.trim().to_owned())
                 .filter(|r| !r.is_empty()),
-            imds_endpoint: endpoint.trim_end_matches('/').to_owned(),
+            imds,
             nonce_file: self.nonce_file,
             nonce: Mutex::new(self.nonce),
-            http,
         })
     }
 }
@@ -204,64 +194,16 @@ impl Ec2Auth {
         &self.mount
     }
 
-    fn imds_error(
-        &self,
-        problem: impl Into<String>,
-        source: Option<reqwest::Error>,
-    ) -> AwsAuthError {
-        AwsAuthError::Imds {
-            endpoint: self.imds_endpoint.clone(),
-            problem: problem.into(),
-            source,
-        }
-    }
-
     /// Fetches the PKCS7 identity document through IMDSv2, newlines removed.
     pub async fn pkcs7(&self) -> Result<String, AwsAuthError> {
-        let token_url = format!("{}{IMDS_TOKEN_PATH}", self.imds_endpoint);
-        let resp = self
-            .http
-            .put(&token_url)
-            .header(TOKEN_TTL_HEADER, "21600")
-            .send()
-            .await
-            .map_err(|e| {
-                self.imds_error(
-                    "cannot get an IMDSv2 token (not on EC2, or the hop limit is too low for a container: \
-                     set the instance's HttpPutResponseHopLimit to 2)",
-                    Some(e),
-                )
-            })?;
-        if !resp.status().is_success() {
-            return Err(self.imds_error(
-                format!("PUT {IMDS_TOKEN_PATH} answered {}", resp.status()),
-                None,
-            ));
-        }
-        let token = SecretString::from(
-            resp.text()
-                .await
-                .map_err(|e| self.imds_error("cannot read the IMDSv2 token", Some(e)))?,
-        );
-        let resp = self
-            .http
-            .get(format!("{}{PKCS7_PATH}", self.imds_endpoint))
-            .header(TOKEN_HEADER, token.expose_secret())
-            .send()
-            .await
-            .map_err(|e| self.imds_error("cannot get the identity document", Some(e)))?;
-        if !resp.status().is_success() {
-            return Err(
-                self.imds_error(format!("GET {PKCS7_PATH} answered {}", resp.status()), None)
-            );
-        }
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| self.imds_error("cannot read the identity document", Some(e)))?;
+        let body = self.imds.get(PKCS7_PATH, "the identity document").await?;
         let pkcs7: String = body.chars().filter(|c| *c != '\n' && *c != '\r').collect();
         if pkcs7.trim().is_empty() {
-            return Err(self.imds_error("the identity document is empty", None));
+            return Err(AwsAuthError::Imds {
+                endpoint: self.imds.endpoint().to_owned(),
+                problem: "the identity document is empty".to_owned(),
+                source: None,
+            });
         }
         Ok(pkcs7)
     }

@@ -79,7 +79,7 @@ pub enum AwsAuthError {
         problem: String,
         /// The transport error, if any.
         #[source]
-        source: Option<reqwest::Error>,
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
 
     /// A file (EC2 nonce) could not be read or written.

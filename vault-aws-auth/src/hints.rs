@@ -11,10 +11,9 @@ impl AwsAuthError {
         let message = self.to_string();
         let source: Option<Box<dyn std::error::Error + Send + Sync + 'static>> = match self {
             // CredentialsFailed already carries its causes' text in the message.
-            Self::NoCredentials { source, .. } | Self::AssumeRole { source, .. } => source,
-            Self::Imds {
-                source: Some(s), ..
-            } => Some(Box::new(s)),
+            Self::NoCredentials { source, .. }
+            | Self::AssumeRole { source, .. }
+            | Self::Imds { source, .. } => source,
             _ => None,
         };
         Error::auth(method, message, source)

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | [`AwsIamAuth`] | signs `POST sts:GetCallerIdentity` with SigV4 (credentials from the `aws-config` default chain: environment, profile, web identity, ECS container endpoint, IMDSv2, Lambda) and logs in at `auth/<mount>/login`; optional signed `X-Vault-AWS-IAM-Server-ID`, regional STS endpoints, an assumed role; [`AwsIamAuth::login_payload`] for callers who send the login themselves |
 //! | [`Ec2Auth`] | logs in with the IMDSv2 PKCS7 identity document and keeps Vault's nonce (memory, optionally a 0600 file) for re-login |
+//! | [`Imds`] | EC2 instance metadata (IMDSv2) through `aws-config`'s client: token cached and renewed, retries, timeouts |
 //! | [`AwsAuthError`] | what went wrong before Vault was asked (no or expired credentials, AssumeRole, IMDS) |
 //!
 //! Both implement [`vault_client::VaultAuth`], so the proxy, the ECS
@@ -42,14 +43,17 @@ mod ec2;
 mod error;
 mod hints;
 mod iam;
+mod imds;
+mod sdk_http;
 
-pub use ec2::{DEFAULT_IMDS_ENDPOINT, Ec2Auth, Ec2AuthBuilder, IMDS_TOKEN_PATH, PKCS7_PATH};
+pub use ec2::{Ec2Auth, Ec2AuthBuilder, PKCS7_PATH};
 pub use error::AwsAuthError;
 pub use iam::{
     ASSUME_ROLE_SESSION_NAME, AwsIamAuth, AwsIamAuthBuilder, DEFAULT_MOUNT, FORM_CONTENT_TYPE,
     GET_CALLER_IDENTITY_BODY, GLOBAL_STS_ENDPOINT, IAM_SERVER_ID_HEADER, IamLoginPayload,
     regional_sts_endpoint, sts_host_region,
 };
+pub use imds::{DEFAULT_IMDS_ENDPOINT, IMDS_TOKEN_PATH, Imds};
 pub use vault_client::write_private_file;
 
 /// Re-exported so callers can inject credentials without naming the crate.

@@ -19,20 +19,26 @@ fn vault(addr: &str) -> VaultClient {
     VaultClient::new(ClientConfig::new(addr).unwrap().with_max_retries(0)).unwrap()
 }
 
-async fn imds_mock(expected_logins: u64) -> MockServer {
+/// An IMDSv2 that expects `token_fetches` session tokens (each client keeps
+/// its token for its TTL) and `documents` identity document reads.
+async fn imds_mock(token_fetches: u64, documents: u64) -> MockServer {
     let imds = MockServer::start().await;
     Mock::given(method("PUT"))
         .and(path("/latest/api/token"))
         .and(header("x-aws-ec2-metadata-token-ttl-seconds", "21600"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("imds-session-token"))
-        .expect(expected_logins)
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                .set_body_string("imds-session-token"),
+        )
+        .expect(token_fetches)
         .mount(&imds)
         .await;
     Mock::given(method("GET"))
         .and(path("/latest/dynamic/instance-identity/pkcs7"))
         .and(header("x-aws-ec2-metadata-token", "imds-session-token"))
         .respond_with(ResponseTemplate::new(200).set_body_string("MIIAbc\nDEF+/=\nGHI\n"))
-        .expect(expected_logins)
+        .expect(documents)
         .mount(&imds)
         .await;
     imds
@@ -51,7 +57,8 @@ fn auth_reply(token: &str, nonce: Option<&str>) -> ResponseTemplate {
 
 #[tokio::test]
 async fn ec2_login_sends_the_pkcs7_and_reuses_the_nonce() {
-    let imds = imds_mock(3).await;
+    // Two processes: the first logs in twice with one session token.
+    let imds = imds_mock(2, 3).await;
     let vault_server = MockServer::start().await;
     let pkcs7 = "MIIAbcDEF+/=GHI";
     Mock::given(method("POST"))
@@ -156,7 +163,7 @@ async fn ec2_errors_say_what_failed() {
     assert!(e.to_string().contains("cannot get an IMDSv2 token"), "{e}");
 
     // Vault refuses the nonce.
-    let imds = imds_mock(1).await;
+    let imds = imds_mock(1, 1).await;
     let vault_server = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(

@@ -175,7 +175,11 @@ async fn login_ec2_prints_json_and_keeps_the_nonce() {
     let imds = MockServer::start().await;
     Mock::given(method("PUT"))
         .and(path("/latest/api/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                .set_body_string("imds-token"),
+        )
         .expect(1)
         .mount(&imds)
         .await;

@@ -1,4 +1,9 @@
 //! Finding the IAM role this task or instance runs as.
+//!
+//! IMDSv2 goes through `vault_aws_auth::Imds` (aws-config's client). The ECS
+//! container credentials endpoint is read here by hand: aws-config's
+//! `EcsCredentialsProvider` returns credentials but drops the answer's
+//! `RoleArn`, which is the one field this needs.
 
 use std::time::Duration;
 
@@ -6,8 +11,6 @@ use anyhow::{Context, bail};
 
 /// Default host of the ECS container credentials endpoint (relative URIs).
 const ECS_HOST: &str = "http://169.254.170.2";
-/// Default IMDS endpoint.
-const IMDS: &str = "http://169.254.169.254";
 
 fn http() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -81,26 +84,21 @@ where
             "cannot find the IAM role: no ECS container credentials endpoint and IMDS is disabled; pass --iam-role"
         );
     }
-    let imds = get("AWS_EC2_METADATA_SERVICE_ENDPOINT").unwrap_or_else(|| IMDS.to_owned());
-    let imds = imds.trim_end_matches('/');
-    let token = http
-        .put(format!("{imds}/latest/api/token"))
-        .header("X-aws-ec2-metadata-token-ttl-seconds", "60")
-        .send()
+    let endpoint = get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .unwrap_or_else(|| vault_aws_auth::DEFAULT_IMDS_ENDPOINT.to_owned());
+    let imds = vault_aws_auth::Imds::new(&endpoint, Duration::from_secs(2))
+        .map_err(anyhow::Error::msg)
+        .context("AWS_EC2_METADATA_SERVICE_ENDPOINT")?;
+    let names = imds
+        .get(
+            "/latest/meta-data/iam/security-credentials/",
+            "the instance profile role",
+        )
         .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("cannot find the IAM role: no ECS container credentials endpoint, and IMDSv2 at {imds} does not answer; pass --iam-role"))?
-        .text()
-        .await?;
-    let names = http
-        .get(format!("{imds}/latest/meta-data/iam/security-credentials/"))
-        .header("X-aws-ec2-metadata-token", token.trim())
-        .send()
-        .await
-        .and_then(reqwest::Response::error_for_status)
-        .with_context(|| format!("IMDS at {imds} has no instance profile role"))?
-        .text()
-        .await?;
+        .context(
+            "cannot find the IAM role: no ECS container credentials endpoint, and IMDSv2 gave no \
+             instance profile role; pass --iam-role",
+        )?;
     names
         .lines()
         .map(str::trim)
@@ -120,8 +118,11 @@ mod tests {
         let imds = MockServer::start().await;
         Mock::given(method("PUT"))
             .and(path("/latest/api/token"))
-            .and(header("x-aws-ec2-metadata-token-ttl-seconds", "60"))
-            .respond_with(ResponseTemplate::new(200).set_body_string("imds-token"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+                    .set_body_string("imds-token"),
+            )
             .expect(1)
             .mount(&imds)
             .await;
