@@ -157,7 +157,8 @@ enum Command {
     /// copy) once, or continuously with --watch; settings from REPLICATE_*
     /// (see docs/replicate.md).
     /// Exit status: 0 success, 1 failures or error.
-    Replicate(replicate::ReplicateArgs),
+    // Boxed: its flags make it far larger than the other commands.
+    Replicate(Box<replicate::ReplicateArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -245,7 +246,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proxy(args) => proxy::run(args, connection)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Replicate(args) => replicate::run(args, connection, cli.format).await,
+        Command::Replicate(args) => replicate::run(*args, connection, cli.format).await,
     }
 }
 

@@ -147,9 +147,9 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let env = connection.lookup();
     let lookup = |name: &str| args.settings.get(name).or_else(|| env(name));
-    let config = ReplicateConfig::from_lookup(&lookup)?;
-    let vault = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
-    let auth = auth_from_lookup(&lookup)?;
+    let config = ReplicateConfig::from_lookup(lookup)?;
+    let vault = VaultClient::new(ClientConfig::from_lookup(lookup)?)?;
+    let auth = auth_from_lookup(lookup)?;
     let source = Arc::new(config.source(vault, Some(auth))?);
     let scopes = source.scopes().to_vec();
     let settings = aws::AwsSettings {
