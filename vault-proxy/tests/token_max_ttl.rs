@@ -2,7 +2,13 @@
 //! when its token expires, so when the proxy's token reaches its max TTL the
 //! secret files are read again with the new token before the old one dies.
 //! Real OpenBao and PostgreSQL; the "function" logs in with the file's
-//! credentials twice a second throughout.
+//! credentials throughout.
+//!
+//! By default the times are scaled down to keep `scripts/test` short (token
+//! TTL 8 s, max 24 s, lease 12 s, 34 s of logins twice a second). With
+//! `VAULT_AWS_FULL_PROOF=1` it runs issue 14's numbers: token TTL 20 s, max
+//! 60 s, lease 30 s, a login every second for 150 s:
+//! `VAULT_AWS_FULL_PROOF=1 cargo test -p vault-proxy --test token_max_ttl`.
 
 // Test helpers fail loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -41,12 +47,42 @@ async fn can_login(pg: &Postgres, user: &str, password: &str) -> bool {
     out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
 }
 
+/// Token TTL, token max TTL, database lease TTL, how long the function logs
+/// in, and how often.
+struct Times {
+    ttl: &'static str,
+    max_ttl: &'static str,
+    lease_ttl: &'static str,
+    run: Duration,
+    every: Duration,
+}
+
+fn times() -> Times {
+    if std::env::var("VAULT_AWS_FULL_PROOF").is_ok_and(|v| v == "1") {
+        Times {
+            ttl: "20s",
+            max_ttl: "60s",
+            lease_ttl: "30s",
+            run: Duration::from_secs(150),
+            every: Duration::from_secs(1),
+        }
+    } else {
+        Times {
+            ttl: "8s",
+            max_ttl: "24s",
+            lease_ttl: "12s",
+            run: Duration::from_secs(34),
+            every: Duration::from_millis(500),
+        }
+    }
+}
+
 #[tokio::test]
 async fn database_credentials_survive_the_tokens_max_ttl() {
+    let t = times();
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
-    // Token TTL 8 s, max 24 s; database lease TTL 12 s (max 10 min): the
-    // lease would outlive the token that read it.
-    setup(&bao, "8s", "24s").await;
+    // The database lease (max 10 min) would outlive the token that read it.
+    setup(&bao, t.ttl, t.max_ttl).await;
     let root = root(&bao);
     root.enable_secrets_engine("database", "database", None)
         .await
@@ -66,7 +102,7 @@ async fn database_credentials_survive_the_tokens_max_ttl() {
         .json(&json!({
             "db_name": "pg",
             "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": "12s",
+            "default_ttl": t.lease_ttl,
             "max_ttl": "10m",
         }))
         .send()
@@ -98,18 +134,30 @@ async fn database_credentials_survive_the_tokens_max_ttl() {
     let states = files.write_all().await.unwrap();
     let _tasks = files.spawn_maintenance(states, p.cancel.clone());
 
-    // Past the first token's max TTL (24 s) and into the second token's life.
+    // Past the first token's max TTL and into the second token's life.
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut users = std::collections::BTreeSet::new();
-    while started.elapsed() < Duration::from_secs(34) {
+    let mut logins = 0;
+    while started.elapsed() < t.run {
         let (user, password) = creds(&file);
         if !can_login(&pg, &user, &password).await {
             failures.push((started.elapsed(), user.clone()));
         }
         users.insert(user);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        logins += 1;
+        tokio::time::sleep(t.every).await;
     }
+    println!(
+        "{logins} PostgreSQL logins over {:?} (token ttl {}, max {}, lease {}): {} failed; {} tokens, {} distinct users",
+        t.run,
+        t.ttl,
+        t.max_ttl,
+        t.lease_ttl,
+        failures.len(),
+        p.metrics.get(Event::Login),
+        users.len()
+    );
     assert!(
         p.metrics.get(Event::Login) >= 2,
         "the token reached its max TTL and was replaced"
