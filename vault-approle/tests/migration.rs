@@ -314,3 +314,66 @@ async fn adopting_into_the_vault_aws_layout() {
         .await
         .unwrap();
 }
+
+/// During a migration the store holds roles the orchestrator does not own.
+/// One scheduled run over `vault/appRole/`: the old tool's role (no owner
+/// record, secret_id not made by vault-aws) is left as it is, an object that
+/// cannot be read fails alone, and the role this orchestrator owns is still
+/// rotated, although the failing object is listed before it.
+#[tokio::test]
+async fn a_scheduled_run_rotates_its_roles_skips_others_and_isolates_a_failure() {
+    let env = setup().await;
+    let old_secret_id = env.old_tool_state().await;
+    let handler = env
+        .handler(StoreLayout::ServerlessAppRoleManager)
+        .rotate_below(1.0);
+    let mut cart = props(NEW_TOKEN);
+    cart["Iam"] = json!("arn:aws:iam::123456789012:role/CartTask");
+    cart["SecretIdTtl"] = json!("1h");
+    let body = env.send(&handler, "Create", None, cart, None).await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    let before = env.object("vault/appRole/CartTask").await.unwrap();
+    // Listed first: an object that is not JSON.
+    env.s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("vault/appRole/Broken")
+        .body(b"not json".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    // Vault's expiry times have a one-second resolution: let the delivered
+    // secret_id lose a second of its life, so it is due at fraction 1.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let message = handler.scheduled(None).await.unwrap_err();
+    assert!(message.contains("1 of 3 roles failed"), "{message}");
+    let summary: Value = serde_json::from_str(&message[message.find('{').unwrap()..]).unwrap();
+    assert_eq!(summary["failed"][0]["role"], "Broken", "{summary}");
+    assert_eq!(summary["rotated"][0]["role"], "CartTask", "{summary}");
+    assert_eq!(summary["skipped"][0]["role"], "ShopTask", "{summary}");
+    assert!(
+        summary["skipped"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not managed by vault-aws"),
+        "{summary}"
+    );
+
+    // Ours: a new secret_id was delivered, and it logs in.
+    let after = env.object("vault/appRole/CartTask").await.unwrap();
+    assert_ne!(after["secret_id"], before["secret_id"]);
+    AppRoleAuth::new(
+        "approle",
+        after["role_id"].as_str().unwrap(),
+        Some(SecretString::from(after["secret_id"].as_str().unwrap())),
+    )
+    .login(&env.client())
+    .await
+    .unwrap();
+    // Not ours: its object and its secret_id are untouched.
+    let theirs = env.object("vault/appRole/ShopTask").await.unwrap();
+    assert_eq!(theirs["secret_id"], old_secret_id.as_str());
+    assert!(theirs.get("owner").is_none(), "{theirs}");
+    assert!(env.old_entrypoint_login().await.is_ok());
+}
