@@ -1024,7 +1024,7 @@ async fn process(
                 .filter(|s| s.role_name().ok().as_deref() == Some(id.as_str()))
                 .and_then(|s| provisioner.store_key(&s).ok())
                 .unwrap_or_else(|| id.clone());
-            match provisioner.owner_of(&key).await {
+            match provisioner.owner_of_role(&id, &key).await {
                 Ok(Some(owner)) if Some(&owner) != request.owner().as_ref() => {
                     // Another resource's role: CloudFormation may delete this
                     // resource, but the role stays.
@@ -1113,7 +1113,7 @@ async fn delete_legacy(
             };
         }
     };
-    match provisioner.owner_of(&key).await {
+    match provisioner.owner_of_role(&role, &key).await {
         Ok(Some(owner)) => Done {
             status: Status::Success,
             reason: format!(

@@ -21,6 +21,13 @@ pub const DEFAULT_ROTATE_BELOW: f64 = 1.0 / 3.0;
 const MANAGED_BY: &str = "managed_by";
 /// Its value for this crate's orchestrator.
 const MANAGER: &str = "vault-aws";
+/// Secret_id metadata keys naming the owner (stack id, logical id): the
+/// record in Vault itself, which every orchestrator sharing the Vault reads,
+/// whatever bucket it delivers to.
+const OWNER_STACK: &str = "owner_stack_id";
+const OWNER_RESOURCE: &str = "owner_logical_resource_id";
+/// How many of a role's secret_ids are looked up for an owner record.
+const OWNER_LOOKUPS: usize = 16;
 
 /// Default TTL of the wrapping token of a wrapped secret_id.
 pub const DEFAULT_WRAP_TTL: Duration = Duration::from_secs(3600);
@@ -265,10 +272,14 @@ impl Provisioner {
         key: &str,
     ) -> Result<String> {
         let NewSecretId {
-            metadata,
+            mut metadata,
             wrapped,
             owner,
         } = what;
+        if let Some(o) = &owner {
+            metadata.insert(OWNER_STACK.to_owned(), o.stack_id.clone());
+            metadata.insert(OWNER_RESOURCE.to_owned(), o.logical_resource_id.clone());
+        }
         let request = SecretIdRequest {
             metadata,
             num_uses: wrapped.then_some(1),
@@ -347,18 +358,63 @@ impl Provisioner {
         Ok(self.store.get(key).await?.and_then(|c| c.owner))
     }
 
+    /// The owner of the role `role_name` (credentials stored as `key`): the
+    /// store's record, else the one in Vault (the metadata of the role's
+    /// secret_ids), which a second orchestrator sharing the Vault, with a
+    /// store of its own, also sees.
+    pub async fn owner_of_role(&self, role_name: &str, key: &str) -> Result<Option<Owner>> {
+        if let Some(owner) = self.owner_of(key).await? {
+            return Ok(Some(owner));
+        }
+        let admin = self.admin().await?;
+        self.owner_in_vault(&admin, role_name).await
+    }
+
+    /// The owner recorded in the metadata of the role's secret_ids (the
+    /// first [`OWNER_LOOKUPS`] of them), if any.
+    async fn owner_in_vault(&self, admin: &VaultClient, role: &str) -> Result<Option<Owner>> {
+        let approle = admin.approle(&self.options.mount);
+        if approle.read_role(role).await?.is_none() {
+            return Ok(None);
+        }
+        let accessors = approle.list_secret_id_accessors(role).await?;
+        for accessor in accessors.iter().take(OWNER_LOOKUPS) {
+            let Some(info) = approle.lookup_secret_id_accessor(role, accessor).await? else {
+                continue;
+            };
+            if let (Some(stack), Some(resource)) = (
+                info.metadata.get(OWNER_STACK),
+                info.metadata.get(OWNER_RESOURCE),
+            ) {
+                return Ok(Some(Owner::new(stack.clone(), resource.clone())));
+            }
+        }
+        Ok(None)
+    }
+
     /// Fails with [`Error::OwnedByOther`] when `spec` has an owner and the
-    /// role is recorded as another's. Returns the stored credentials.
-    async fn check_owner(&self, name: &str, spec: &RoleSpec) -> Result<Option<Credentials>> {
+    /// role is recorded as another's, in the store or, when the store has
+    /// no record, in Vault. Returns the stored credentials.
+    async fn check_owner(
+        &self,
+        admin: &VaultClient,
+        name: &str,
+        spec: &RoleSpec,
+    ) -> Result<Option<Credentials>> {
         let existing = self.store.get(&self.store_key(spec)?).await?;
-        if let (Some(wanted), Some(recorded)) = (
-            spec.owner.as_ref(),
-            existing.as_ref().and_then(|c| c.owner.as_ref()),
-        ) && wanted != recorded
+        let Some(wanted) = spec.owner.as_ref() else {
+            return Ok(existing);
+        };
+        let recorded = match existing.as_ref().and_then(|c| c.owner.clone()) {
+            Some(o) => Some(o),
+            None => self.owner_in_vault(admin, name).await?,
+        };
+        if let Some(recorded) = recorded
+            && &recorded != wanted
         {
             return Err(Error::OwnedByOther {
                 role: name.to_owned(),
-                owner: recorded.clone(),
+                owner: recorded,
             });
         }
         Ok(existing)
@@ -378,7 +434,7 @@ impl Provisioner {
         spec.validate()?;
         let name = spec.role_name()?;
         let admin = self.admin().await?;
-        let stored = self.check_owner(&name, spec).await?;
+        let stored = self.check_owner(&admin, &name, spec).await?;
         let owner = spec
             .owner
             .clone()
@@ -429,7 +485,7 @@ impl Provisioner {
         spec.validate()?;
         let name = spec.role_name()?;
         let admin = self.admin().await?;
-        self.check_owner(&name, spec).await?;
+        self.check_owner(&admin, &name, spec).await?;
         self.ensure_policies(&admin, spec).await?;
         self.write_role(&admin, &name, spec).await?;
         self.rotate_with(&admin, &name, spec).await
@@ -451,7 +507,7 @@ impl Provisioner {
         {
             return Err(Error::RoleMissing(name));
         }
-        self.check_owner(&name, spec).await?;
+        self.check_owner(&admin, &name, spec).await?;
         self.rotate_with(&admin, &name, spec).await
     }
 

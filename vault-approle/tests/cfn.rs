@@ -133,6 +133,22 @@ impl Env {
         props: Value,
         old: Option<Value>,
     ) -> Value {
+        self.send_to(&self.handler, stack, logical, kind, physical, props, old)
+            .await
+    }
+
+    /// [`Env::send_as`] to another orchestrator's `handler`.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to(
+        &self,
+        handler: &CfnHandler,
+        stack: &str,
+        logical: &str,
+        kind: &str,
+        physical: Option<&str>,
+        props: Value,
+        old: Option<Value>,
+    ) -> Value {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut event = json!({
             "RequestType": kind,
@@ -150,7 +166,7 @@ impl Env {
             event["OldResourceProperties"] = o;
         }
         let deadline = SystemTime::now() + Duration::from_secs(60);
-        let outcome = self.handler.handle(event, Some(deadline)).await;
+        let outcome = handler.handle(event, Some(deadline)).await;
         assert!(outcome.delivered.is_ok(), "{:?}", outcome.delivered);
         let received = self.cfn.received_requests().await.unwrap();
         let req = received
@@ -824,6 +840,100 @@ async fn a_role_belongs_to_the_resource_that_created_it() {
     assert_eq!(gone["Status"], "SUCCESS", "{gone}");
     assert!(env.role("shoptask").await.is_none());
     assert!(env.role("shoptask-eu").await.is_some());
+}
+
+/// Two orchestrators (two accounts, each with its own delivery bucket)
+/// share one Vault. The owner is recorded in Vault too (the secret_id's
+/// metadata), so the second one refuses a Create onto the first one's role,
+/// and its Delete of that role changes nothing, although its own bucket has
+/// no record of the role.
+#[tokio::test]
+async fn a_second_orchestrator_sharing_the_vault_cannot_take_a_role_over() {
+    let env = setup().await;
+    let a = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop-a/1111";
+    let b = "arn:aws:cloudformation:eu-west-1:210987654321:stack/shop-b/2222";
+    let a_props = props("ShopTask", json!({}));
+    let body = env.send_as(a, "Auth", "Create", None, a_props, None).await;
+    assert_eq!(body["Status"], "SUCCESS", "{body}");
+    let delivered = env.object("shoptask").await.unwrap();
+    let role = env.role("shoptask").await.unwrap();
+    let accessors = env.accessors("shoptask").await;
+
+    // The second orchestrator: its own bucket, the same Vault.
+    let other_bucket = "approle-creds-eu";
+    env.s3
+        .create_bucket()
+        .bucket(other_bucket)
+        .send()
+        .await
+        .unwrap();
+    let other_store = Arc::new(
+        S3CredentialStore::builder(other_bucket)
+            .access(S3Access::from_client(env.s3.clone()))
+            .build()
+            .unwrap(),
+    );
+    let admin: Arc<dyn VaultAuth> = Arc::new(vault_client::TokenAuth::new(SecretString::from(
+        env.bao.root_token(),
+    )));
+    let other = CfnHandler::new(Arc::new(Provisioner::new(
+        env.client(),
+        admin,
+        other_store,
+        ProvisionerOptions::default().rotation_grace(Duration::from_millis(200)),
+    )))
+    .allow_response_url_hosts(["127.0.0.1"]);
+
+    let b_props = props("arn:aws:iam::210987654321:role/ShopTask", json!({}));
+    let refused = env
+        .send_to(&other, b, "Auth", "Create", None, b_props.clone(), None)
+        .await;
+    assert_eq!(refused["Status"], "FAILED", "{refused}");
+    let reason = refused["Reason"].as_str().unwrap();
+    assert!(
+        reason.contains("shoptask") && reason.contains(a),
+        "{reason}"
+    );
+    let failed_id = refused["PhysicalResourceId"].as_str().unwrap().to_owned();
+    for physical in [failed_id.as_str(), "shoptask"] {
+        let deleted = env
+            .send_to(
+                &other,
+                b,
+                "Auth",
+                "Delete",
+                Some(physical),
+                b_props.clone(),
+                None,
+            )
+            .await;
+        assert_eq!(deleted["Status"], "SUCCESS", "{deleted}");
+    }
+    // An Update that changes the role (a no-change Update touches nothing).
+    let mut changed = b_props.clone();
+    changed["TokenTtl"] = json!("30m");
+    let updated = env
+        .send_to(
+            &other,
+            b,
+            "Auth",
+            "Update",
+            Some("shoptask"),
+            changed,
+            Some(b_props),
+        )
+        .await;
+    assert_eq!(updated["Status"], "FAILED", "{updated}");
+
+    // A's role, secret_ids and delivery are as they were, and still log in.
+    assert_eq!(env.role("shoptask").await.unwrap(), role);
+    assert_eq!(env.accessors("shoptask").await, accessors);
+    assert_eq!(
+        env.object("shoptask").await.unwrap()["secret_id"],
+        delivered["secret_id"]
+    );
+    let auth = AppRoleAuth::from_store("approle", env.store.clone(), "shoptask");
+    auth.login(&env.client()).await.unwrap();
 }
 
 /// Any JSON value: random types, lengths, unicode and nesting.
