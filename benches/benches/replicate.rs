@@ -172,6 +172,8 @@ fn row(table: &mut Table, size: usize, scenario: &str, elapsed: Duration, r: &Re
             r.calls("secretsmanager.ListSecrets"),
             if r.list_partitions > 0 {
                 format!(" ({} partitions)", r.list_partitions)
+            } else if r.reused_listing {
+                " (listing remembered)".to_owned()
             } else {
                 String::new()
             }
@@ -251,6 +253,17 @@ async fn bench(size: usize, table: &mut Table) {
         &r,
     );
     assert_eq!(r.count("unchanged") as usize, size);
+    // That run changed nothing: the next one plans from its listing.
+    let t = Instant::now();
+    let r = ours.run(false).await;
+    row(
+        table,
+        size,
+        "no change, remembered listing",
+        t.elapsed(),
+        &r,
+    );
+    assert_eq!(r.count("unchanged") as usize, size);
 
     // The same against moto behind 30 ms per call.
     let slow = latency_proxy(moto.endpoint(), Duration::from_millis(30)).await;
@@ -279,12 +292,23 @@ async fn bench(size: usize, table: &mut Table) {
     );
     let warm = slow_run(true);
     let _ = warm.run(false).await;
+    warm.forget_listing();
     let t = Instant::now();
     let r = warm.run(false).await;
     row(
         table,
         size,
         "no change, partitioned, 30 ms/call",
+        t.elapsed(),
+        &r,
+    );
+    assert_eq!(r.count("unchanged") as usize, size);
+    let t = Instant::now();
+    let r = warm.run(false).await;
+    row(
+        table,
+        size,
+        "no change, remembered listing, 30 ms/call",
         t.elapsed(),
         &r,
     );

@@ -26,7 +26,7 @@
 //! | [`Source`] / [`VaultKvSource`] | current versions under mounts/folders, recursively: one `detailed-metadata` LIST per folder on OpenBao, bounded-parallel metadata reads where that endpoint is missing (or when forced); values read AT the planned version; KV v1 mounts compared by a digest of the value |
 //! | [`Target`] / [`SecretsManagerTarget`], [`S3Target`] | what we manage (tag `managed-by=vault-replicate`), create/update/delete with per-API rate limits; the SDK retries throttling and 5xx |
 //! | [`plan()`] | a pure function from the two snapshots and a [`PlanPolicy`] to a [`Plan`] |
-//! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`]; [`Replicator::run_until`] stops before a deadline (`left` in the report, the next run continues); [`Replicator::with_partitioned_listing`] lists the target by name partitions concurrently between full listings |
+//! | [`Replicator`] | snapshot, plan, execute with bounded concurrency, [`Report`]; [`Replicator::run_until`] stops before a deadline (`left` in the report, the next run continues); [`Replicator::with_partitioned_listing`] lists the target by name partitions concurrently between full listings, and plans from the last listing after a run that changed nothing |
 //! | [`Destination`] | more Secrets Manager destinations (regions, accounts through AssumeRole with an external id), each its own replicator |
 //! | [`Notifier`] / [`SnsNotifier`] | a summary under SNS's 256 KiB limit when a run failed |
 //! | [`watch::Watcher`] | near-real-time: follows the socket audit device, coalesces, replicates exactly the named secrets through [`Replicator::run_paths`] |

@@ -64,9 +64,15 @@ pub struct Report {
     /// next run does them): the run is partial.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub left: u64,
-    /// Name partitions the target was listed by (0: one full listing).
+    /// Name partitions the target was listed by (0: one full listing, or
+    /// none at all when `reused_listing`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub list_partitions: u64,
+    /// The target was not listed: the plan used the listing a warm
+    /// replicator remembered from its last run, which changed nothing (see
+    /// `Replicator::with_partitioned_listing`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused_listing: bool,
     /// The planned changes (dry runs only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub planned: Vec<PlannedChange>,

@@ -11,7 +11,9 @@ use vault_client::SecretMap;
 
 use crate::calls::ApiCalls;
 use crate::error::{ConfigError, Error, Result};
-use crate::model::{DeletionPolicy, Granularity, SourceEntry, TargetEntry, value_digest};
+use crate::model::{
+    DeletionPolicy, Granularity, SourceEntry, TargetEntry, TargetSnapshot, value_digest,
+};
 use crate::plan::{Action, Plan, PlanItem, PlanPolicy, plan};
 use crate::report::{Failure, PlannedChange, Report};
 use crate::source::Source;
@@ -39,12 +41,29 @@ pub struct Replicator {
     label: Option<String>,
     full_list_interval: Option<std::time::Duration>,
     last_full_list: std::sync::Mutex<Option<Instant>>,
+    /// The target listing of the last run, while that run changed nothing
+    /// (warm replicators only, see [`Replicator::with_partitioned_listing`]).
+    remembered: std::sync::Mutex<Option<TargetSnapshot>>,
+    /// The listing the current plan was made from, until the run ends.
+    last_listing: std::sync::Mutex<Option<TargetSnapshot>>,
 }
 
 /// Fewer expected names than this: always one full listing.
 pub const PARTITION_THRESHOLD: usize = 1_000;
 /// Names per partition of a name-filtered listing (5 pages of 100).
 pub const PARTITION_SIZE: usize = 500;
+/// A plan and how it was made.
+struct Listed {
+    plan: Plan,
+    /// Live secrets in Vault.
+    secrets: u64,
+    /// Secrets whose current version is deleted or destroyed.
+    skipped: u64,
+    /// Name partitions the target was listed by (0: one listing, or none).
+    partitions: u64,
+    /// The remembered listing was used (the target was not listed).
+    reused: bool,
+}
 
 impl std::fmt::Debug for Replicator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +114,8 @@ impl Replicator {
             label: None,
             full_list_interval: None,
             last_full_list: std::sync::Mutex::new(None),
+            remembered: std::sync::Mutex::new(None),
+            last_listing: std::sync::Mutex::new(None),
         })
     }
 
@@ -115,6 +136,17 @@ impl Replicator {
     /// last full listing, and runs with fewer than [`PARTITION_THRESHOLD`]
     /// secrets list everything, so those are still retired, one interval
     /// late at most.
+    ///
+    /// A warm replicator also remembers the target's listing after a run
+    /// that changed nothing, failed nothing and finished: until the next
+    /// full listing is due, the next run plans from it without listing the
+    /// target at all (with at least [`PARTITION_THRESHOLD`] secrets), so an
+    /// unchanged run costs the Vault listing alone. A run that writes
+    /// anything, fails, or stops at its deadline forgets it (the next run
+    /// lists again), as does [`run_paths`](Self::run_paths). What such a run
+    /// cannot see is drift made by hand (a replica changed or deleted in
+    /// Secrets Manager, not through Vault): the next full listing, at most
+    /// `full_every` later, repairs it.
     pub fn with_partitioned_listing(mut self, full_every: std::time::Duration) -> Self {
         self.full_list_interval = Some(full_every);
         self
@@ -130,6 +162,16 @@ impl Replicator {
     /// Vault, the skipped ones, and the partitions of the target listing (0
     /// for one full listing).
     pub async fn plan(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
+        let listed = self.plan_listed(calls).await?;
+        Ok((
+            listed.plan,
+            listed.secrets,
+            listed.skipped,
+            listed.partitions,
+        ))
+    }
+
+    async fn plan_listed(&self, calls: &ApiCalls) -> Result<Listed> {
         let full_due = match self.full_list_interval {
             None => true,
             Some(every) => self
@@ -138,13 +180,24 @@ impl Replicator {
                 .map(|last| last.is_none_or(|t| t.elapsed() >= every))
                 .unwrap_or(true),
         };
+        let remembered = if full_due {
+            None
+        } else {
+            self.remembered.lock().ok().and_then(|mut r| r.take())
+        };
+        let mut reused = false;
         let (source, target, partitions) = if full_due {
             let (source, target) =
                 tokio::join!(self.source.snapshot(calls), self.target.snapshot(calls));
             (source?, target?, 0)
         } else {
             let source = self.source.snapshot(calls).await?;
-            if source.entries.len() < PARTITION_THRESHOLD {
+            if source.entries.len() >= PARTITION_THRESHOLD
+                && let Some(target) = remembered
+            {
+                reused = true;
+                (source, target, 0)
+            } else if source.entries.len() < PARTITION_THRESHOLD {
                 (source, self.target.snapshot(calls).await?, 0)
             } else {
                 let names: Vec<String> = source
@@ -158,17 +211,51 @@ impl Replicator {
             }
         };
         if partitions == 0
+            && !reused
             && let Ok(mut last) = self.last_full_list.lock()
         {
             *last = Some(Instant::now());
         }
         let p = plan(&source, &target, &self.policy);
-        Ok((
-            p,
-            source.entries.len() as u64,
-            source.skipped_deleted,
+        if self.full_list_interval.is_some()
+            && let Ok(mut last) = self.last_listing.lock()
+        {
+            *last = Some(target);
+        }
+        Ok(Listed {
+            plan: p,
+            secrets: source.entries.len() as u64,
+            skipped: source.skipped_deleted,
             partitions,
-        ))
+            reused,
+        })
+    }
+
+    /// Forgets the remembered listing (see
+    /// [`with_partitioned_listing`](Self::with_partitioned_listing)): the
+    /// next run lists the target. For callers that wrote to the target
+    /// another way.
+    pub fn forget_listing(&self) {
+        if let Ok(mut remembered) = self.remembered.lock() {
+            *remembered = None;
+        }
+    }
+
+    /// After a run: remember its listing when it changed nothing, failed
+    /// nothing and finished; otherwise forget any.
+    fn remember_listing_if_clean(&self, report: &Report) {
+        let listing = self.last_listing.lock().ok().and_then(|mut l| l.take());
+        let clean = report.error.is_none()
+            && !report.dry_run
+            && report.failures.is_empty()
+            && report.left == 0
+            && report
+                .counts
+                .iter()
+                .all(|(action, n)| *n == 0 || action == "unchanged" || action == "skipped");
+        if let Ok(mut remembered) = self.remembered.lock() {
+            *remembered = if clean { listing } else { None };
+        }
     }
 
     /// One run: plan, then (unless `dry_run`) execute every change, at most
@@ -207,8 +294,15 @@ impl Replicator {
         };
         match planned {
             Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
-            Ok((p, n, skipped, partitions)) => {
+            Ok(Listed {
+                plan: p,
+                secrets: n,
+                skipped,
+                partitions,
+                reused,
+            }) => {
                 report.list_partitions = partitions;
+                report.reused_listing = reused;
                 report.source_secrets = n;
                 report.skipped_deleted = skipped;
                 if dry_run {
@@ -223,6 +317,9 @@ impl Replicator {
                 }
             }
         }
+        if !dry_run {
+            self.remember_listing_if_clean(&report);
+        }
         report.api_calls = calls.snapshot();
         report.duration_ms = started.elapsed().as_millis() as u64;
         report
@@ -236,6 +333,9 @@ impl Replicator {
     /// deletion policy, rate limits). A path gone from Vault inside the
     /// scopes is retired by the deletion policy; no other secret is read.
     pub async fn run_paths(&self, paths: &[(String, String)]) -> Report {
+        // It writes outside the scheduled runs: a remembered listing would
+        // no longer be what the target holds.
+        self.forget_listing();
         let started = Instant::now();
         let calls = ApiCalls::new();
         let mut report = Report {
@@ -289,11 +389,11 @@ impl Replicator {
         Ok((p, source.entries.len() as u64, source.skipped_deleted))
     }
 
-    async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<(Plan, u64, u64, u64)> {
+    async fn plan_with_progress(&self, calls: &ApiCalls) -> Result<Listed> {
         let Some(progress) = &self.progress else {
-            return self.plan(calls).await;
+            return self.plan_listed(calls).await;
         };
-        let planning = self.plan(calls);
+        let planning = self.plan_listed(calls);
         tokio::pin!(planning);
         let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
         loop {
