@@ -44,8 +44,6 @@ pub struct Replicator {
     /// The target listing of the last run, while that run changed nothing
     /// (warm replicators only, see [`Replicator::with_partitioned_listing`]).
     remembered: std::sync::Mutex<Option<TargetSnapshot>>,
-    /// The listing the current plan was made from, until the run ends.
-    last_listing: std::sync::Mutex<Option<TargetSnapshot>>,
 }
 
 /// Fewer expected names than this: always one full listing.
@@ -63,6 +61,8 @@ struct Listed {
     partitions: u64,
     /// The remembered listing was used (the target was not listed).
     reused: bool,
+    /// The listing the plan was made from.
+    target: TargetSnapshot,
 }
 
 impl std::fmt::Debug for Replicator {
@@ -115,7 +115,6 @@ impl Replicator {
             full_list_interval: None,
             last_full_list: std::sync::Mutex::new(None),
             remembered: std::sync::Mutex::new(None),
-            last_listing: std::sync::Mutex::new(None),
         })
     }
 
@@ -216,18 +215,13 @@ impl Replicator {
         {
             *last = Some(Instant::now());
         }
-        let p = plan(&source, &target, &self.policy);
-        if self.full_list_interval.is_some()
-            && let Ok(mut last) = self.last_listing.lock()
-        {
-            *last = Some(target);
-        }
         Ok(Listed {
-            plan: p,
+            plan: plan(&source, &target, &self.policy),
             secrets: source.entries.len() as u64,
             skipped: source.skipped_deleted,
             partitions,
             reused,
+            target,
         })
     }
 
@@ -241,11 +235,12 @@ impl Replicator {
         }
     }
 
-    /// After a run: remember its listing when it changed nothing, failed
-    /// nothing and finished; otherwise forget any.
-    fn remember_listing_if_clean(&self, report: &Report) {
-        let listing = self.last_listing.lock().ok().and_then(|mut l| l.take());
-        let clean = report.error.is_none()
+    /// After a run planned from `listing`: remember it when the run changed
+    /// nothing, failed nothing and finished (warm replicators only);
+    /// otherwise forget any.
+    fn remember_listing_if_clean(&self, listing: Option<TargetSnapshot>, report: &Report) {
+        let clean = self.full_list_interval.is_some()
+            && report.error.is_none()
             && !report.dry_run
             && report.failures.is_empty()
             && report.left == 0
@@ -292,6 +287,7 @@ impl Replicator {
                 }
             }
         };
+        let mut listing = None;
         match planned {
             Err(e) => report.error = Some(format!("cannot take the snapshots: {e}")),
             Ok(Listed {
@@ -300,7 +296,9 @@ impl Replicator {
                 skipped,
                 partitions,
                 reused,
+                target,
             }) => {
+                listing = Some(target);
                 report.list_partitions = partitions;
                 report.reused_listing = reused;
                 report.source_secrets = n;
@@ -318,7 +316,7 @@ impl Replicator {
             }
         }
         if !dry_run {
-            self.remember_listing_if_clean(&report);
+            self.remember_listing_if_clean(listing, &report);
         }
         report.api_calls = calls.snapshot();
         report.duration_ms = started.elapsed().as_millis() as u64;
