@@ -134,7 +134,7 @@ impl CredentialSource {
     }
 
     fn map_provider_error(&self, e: CredentialsError) -> AwsAuthError {
-        let detail = error_chain_text(&e);
+        let detail = vault_client::error_chain(&e);
         match e {
             CredentialsError::CredentialsNotLoaded(_) if self.injected.is_none() => {
                 AwsAuthError::NoCredentials {
@@ -220,21 +220,6 @@ pub(crate) fn check_expiry(creds: &Credentials, provider: &str) -> Result<(), Aw
     Ok(())
 }
 
-/// The error and its causes on one line (the SDK's errors say little at the top level).
-pub(crate) fn error_chain_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let s = c.to_string();
-        if !text.contains(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        cause = c.source();
-    }
-    text
-}
-
 fn sdk_error_text<E, R>(e: &aws_sdk_sts::error::SdkError<E, R>) -> String
 where
     E: aws_sdk_sts::error::ProvideErrorMetadata + std::error::Error + 'static,
@@ -245,5 +230,5 @@ where
         let message = service.message().unwrap_or("");
         return format!("{code}: {message}");
     }
-    error_chain_text(e)
+    vault_client::error_chain(e)
 }

@@ -99,26 +99,28 @@ impl Ec2AuthBuilder {
             .trim_matches('/')
             .to_owned();
         if mount.is_empty() || mount.contains(char::is_whitespace) || mount.contains("..") {
-            return Err(ConfigError::Invalid {
-                variable: "mount",
-                expected: "the mount path of the aws auth method, e.g. aws",
-                problem: "it is empty or contains spaces or ..".into(),
-            });
+            return Err(ConfigError::invalid(
+                "mount",
+                "the mount path of the aws auth method, e.g. aws",
+                "it is empty or contains spaces or ..",
+            ));
         }
         let endpoint = self
             .imds_endpoint
             .unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.to_owned());
-        let parsed = url::Url::parse(&endpoint).map_err(|e| ConfigError::Invalid {
-            variable: "imds_endpoint",
-            expected: "an http URL such as http://169.254.169.254",
-            problem: e.to_string(),
+        let parsed = url::Url::parse(&endpoint).map_err(|e| {
+            ConfigError::invalid(
+                "imds_endpoint",
+                "an http URL such as http://169.254.169.254",
+                e.to_string(),
+            )
         })?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(ConfigError::Invalid {
-                variable: "imds_endpoint",
-                expected: "an http URL such as http://169.254.169.254",
-                problem: "the scheme is not http(s) or the host is missing".into(),
-            });
+            return Err(ConfigError::invalid(
+                "imds_endpoint",
+                "an http URL such as http://169.254.169.254",
+                "the scheme is not http(s) or the host is missing",
+            ));
         }
         let imds = Imds::new(&endpoint, self.timeout.unwrap_or(Duration::from_secs(2)))
             .map_err(|e| ConfigError::Inconsistent(format!("cannot build the IMDS client: {e}")))?;
@@ -171,21 +173,10 @@ impl Ec2Auth {
         if let Some(u) = get("AWS_EC2_METADATA_SERVICE_ENDPOINT") {
             b = b.imds_endpoint(u);
         }
-        b.build().map_err(|e| match e {
-            ConfigError::Invalid {
-                variable,
-                expected,
-                problem,
-            } => ConfigError::Invalid {
-                variable: match variable {
-                    "mount" => "VAULT_AUTH_PROVIDER",
-                    "imds_endpoint" => "AWS_EC2_METADATA_SERVICE_ENDPOINT",
-                    v => v,
-                },
-                expected,
-                problem,
-            },
-            other => other,
+        b.build().map_err(|e| match e.variable() {
+            Some("mount") => e.for_variable("VAULT_AUTH_PROVIDER"),
+            Some("imds_endpoint") => e.for_variable("AWS_EC2_METADATA_SERVICE_ENDPOINT"),
+            _ => e,
         })
     }
 

@@ -175,18 +175,6 @@ impl fmt::Debug for AwsIamAuthBuilder {
     }
 }
 
-fn invalid(
-    variable: &'static str,
-    expected: &'static str,
-    problem: impl Into<String>,
-) -> ConfigError {
-    ConfigError::Invalid {
-        variable,
-        expected,
-        problem: problem.into(),
-    }
-}
-
 fn check_region(variable: &'static str, region: &str) -> Result<(), ConfigError> {
     let ok = !region.is_empty()
         && region.len() <= 32
@@ -197,7 +185,7 @@ fn check_region(variable: &'static str, region: &str) -> Result<(), ConfigError>
     if ok {
         Ok(())
     } else {
-        Err(invalid(
+        Err(ConfigError::invalid(
             variable,
             "an AWS region such as us-east-1 or eu-west-1",
             format!("{region:?} is not a region name"),
@@ -267,7 +255,7 @@ impl AwsIamAuthBuilder {
             .trim_matches('/')
             .to_owned();
         if mount.is_empty() || mount.contains(char::is_whitespace) || mount.contains("..") {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "mount",
                 "the mount path of the aws auth method, e.g. aws",
                 "it is empty or contains spaces or ..",
@@ -275,7 +263,7 @@ impl AwsIamAuthBuilder {
         }
         let role = self.role.map(|r| r.trim().to_owned()).unwrap_or_default();
         if role.is_empty() {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "role",
                 "the name of a role of the aws auth method",
                 "no role is set",
@@ -288,7 +276,7 @@ impl AwsIamAuthBuilder {
         if let Some(id) = &server_id
             && http::HeaderValue::from_str(id).is_err()
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "server_id",
                 "printable ASCII text (the mount's iam_server_id_header_value)",
                 "it contains characters a header cannot carry",
@@ -303,7 +291,7 @@ impl AwsIamAuthBuilder {
         let (endpoint, signing_region) = match (&self.sts_endpoint, &self.sts_region) {
             (Some(url), region) => {
                 let parsed = url::Url::parse(url).map_err(|e| {
-                    invalid(
+                    ConfigError::invalid(
                         "sts_endpoint",
                         "an URL such as https://sts.eu-west-1.amazonaws.com/",
                         e.to_string(),
@@ -312,7 +300,7 @@ impl AwsIamAuthBuilder {
                 let host = match (parsed.scheme(), parsed.host_str()) {
                     ("https" | "http", Some(h)) => h.to_owned(),
                     _ => {
-                        return Err(invalid(
+                        return Err(ConfigError::invalid(
                             "sts_endpoint",
                             "an http(s) URL with a host",
                             "the scheme is not http(s) or the host is missing",
@@ -347,7 +335,7 @@ impl AwsIamAuthBuilder {
             Some(arn) if arn.is_empty() => None,
             Some(arn) => {
                 if !(arn.starts_with("arn:") && arn.contains(":role/")) {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "assumed_role_arn",
                         "a role ARN such as arn:aws:iam::123456789012:role/name",
                         "it is not an IAM role ARN",
@@ -355,7 +343,11 @@ impl AwsIamAuthBuilder {
                 }
                 if let Some(url) = &self.assume_role_endpoint_url {
                     url::Url::parse(url).map_err(|e| {
-                        invalid("assume_role_endpoint_url", "an http(s) URL", e.to_string())
+                        ConfigError::invalid(
+                            "assume_role_endpoint_url",
+                            "an http(s) URL",
+                            e.to_string(),
+                        )
                     })?;
                 }
                 Some(AssumeRoleConfig {
@@ -382,7 +374,7 @@ impl AwsIamAuthBuilder {
 }
 
 /// The variable each builder field is read from in [`AwsIamAuth::from_lookup`].
-fn variable_of(field: &'static str) -> &'static str {
+fn variable_of(field: &str) -> String {
     match field {
         "mount" => "VAULT_AUTH_PROVIDER",
         "role" => "VAULT_AUTH_ROLE",
@@ -393,6 +385,7 @@ fn variable_of(field: &'static str) -> &'static str {
         "assume_role_endpoint_url" => "AWS_ENDPOINT_URL_STS",
         other => other,
     }
+    .to_owned()
 }
 
 impl AwsIamAuth {
@@ -429,7 +422,7 @@ impl AwsIamAuth {
                 .filter(|v| !v.is_empty())
         };
         let role = get("VAULT_AUTH_ROLE").ok_or_else(|| {
-            invalid(
+            ConfigError::invalid(
                 "VAULT_AUTH_ROLE",
                 "the name of a role of the aws auth method",
                 "it is not set",
@@ -452,14 +445,14 @@ impl AwsIamAuth {
                 None => None,
                 Some(v) if v == "legacy" => None,
                 Some(v) if v == "regional" => Some(region.clone().ok_or_else(|| {
-                    invalid(
+                    ConfigError::invalid(
                         "AWS_STS_REGIONAL_ENDPOINTS",
                         "AWS_REGION (or AWS_DEFAULT_REGION) to be set with `regional`",
                         "it is `regional` but no region is set",
                     )
                 })?),
                 Some(_) => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "AWS_STS_REGIONAL_ENDPOINTS",
                         "`regional` or `legacy`",
                         "it has another value",
@@ -476,17 +469,9 @@ impl AwsIamAuth {
         if let Some(u) = get("AWS_ENDPOINT_URL_STS") {
             b = b.assume_role_endpoint_url(u);
         }
-        b.build().map_err(|e| match e {
-            ConfigError::Invalid {
-                variable,
-                expected,
-                problem,
-            } => ConfigError::Invalid {
-                variable: variable_of(variable),
-                expected,
-                problem,
-            },
-            other => other,
+        b.build().map_err(|e| {
+            let field = e.variable().map(str::to_owned).unwrap_or_default();
+            e.for_variable(variable_of(&field))
         })
     }
 

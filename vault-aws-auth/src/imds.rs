@@ -89,7 +89,7 @@ impl Imds {
                     None => (
                         format!(
                             "cannot get an IMDSv2 token: {}",
-                            crate::credentials::error_chain_text(&e)
+                            vault_client::error_chain(&e)
                         ),
                         None,
                     ),

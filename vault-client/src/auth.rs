@@ -108,7 +108,7 @@ impl TokenAuth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = crate::config::non_blank(&lookup);
         if let Some(token) = get("VAULT_TOKEN") {
             return Ok(Self::new(parse_token("VAULT_TOKEN", &token)?));
         }

@@ -1,6 +1,7 @@
 //! Client configuration, read from the standard `VAULT_*` variables through an
 //! injectable lookup.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,10 +26,11 @@ pub enum ConfigError {
     /// A value could not be parsed.
     #[error("{variable} is invalid: {problem}; expected {expected}")]
     Invalid {
-        /// The variable or builder field.
-        variable: &'static str,
+        /// The variable, builder field or property (e.g.
+        /// `Properties.Policies[2]`).
+        variable: Cow<'static, str>,
         /// The form it must have.
-        expected: &'static str,
+        expected: Cow<'static, str>,
         /// What is wrong with the value (never the value of a secret).
         problem: String,
     },
@@ -49,17 +51,59 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(
-        variable: &'static str,
-        expected: &'static str,
+    /// A value that cannot be used: which variable (or field), the form it
+    /// must have, then what is wrong with it. `problem` must never hold the
+    /// value of a secret.
+    ///
+    /// ```
+    /// let e = vault_client::ConfigError::invalid("VAULT_MAX_RETRIES", "a whole number", "got \"x\"");
+    /// assert_eq!(e.to_string(), "VAULT_MAX_RETRIES is invalid: got \"x\"; expected a whole number");
+    /// ```
+    pub fn invalid(
+        variable: impl Into<Cow<'static, str>>,
+        expected: impl Into<Cow<'static, str>>,
         problem: impl Into<String>,
     ) -> Self {
         Self::Invalid {
-            variable,
-            expected,
+            variable: variable.into(),
+            expected: expected.into(),
             problem: problem.into(),
         }
     }
+
+    /// The same error about another variable (e.g. a builder field's error
+    /// reported under the variable that set it).
+    #[must_use]
+    pub fn for_variable(self, name: impl Into<Cow<'static, str>>) -> Self {
+        match self {
+            Self::Invalid {
+                expected, problem, ..
+            } => Self::Invalid {
+                variable: name.into(),
+                expected,
+                problem,
+            },
+            other => other,
+        }
+    }
+
+    /// The variable, field or property at fault, when the error names one.
+    pub fn variable(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { variable, .. } => Some(variable),
+            Self::File { variable, .. } => Some(variable),
+            Self::Inconsistent(_) => None,
+        }
+    }
+}
+
+/// `lookup` with blank values treated as unset: the rule every `from_lookup`
+/// in the workspace follows (`VAULT_TOKEN=""` is no token, not an empty one).
+pub fn non_blank<F>(lookup: F) -> impl Fn(&str) -> Option<String>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    move |name| lookup(name).filter(|v| !v.trim().is_empty())
 }
 
 /// TLS settings for the connection to Vault.
@@ -172,18 +216,9 @@ impl ClientConfig {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = non_blank(lookup);
         let address = get("VAULT_ADDR").unwrap_or_else(|| DEFAULT_ADDRESS.to_owned());
-        let mut config = Self::new(address.trim()).map_err(|e| match e {
-            ConfigError::Invalid {
-                expected, problem, ..
-            } => ConfigError::Invalid {
-                variable: "VAULT_ADDR",
-                expected,
-                problem,
-            },
-            other => other,
-        })?;
+        let mut config = Self::new(address.trim()).map_err(|e| e.for_variable("VAULT_ADDR"))?;
         if let Some(token) = get("VAULT_TOKEN") {
             config.token = Some(parse_token("VAULT_TOKEN", &token)?);
         }
@@ -355,22 +390,37 @@ pub(crate) fn parse_token(variable: &'static str, raw: &str) -> Result<SecretStr
     Ok(SecretString::from(token))
 }
 
-/// Go's `strconv.ParseBool`, which Vault uses for its boolean variables.
-pub(crate) fn parse_bool(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
-    match raw.trim() {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        other => Err(ConfigError::invalid(
+/// The one rule for boolean settings in every vault-aws crate and binary:
+/// what Go's `strconv.ParseBool` accepts (Vault's own rule: `1`, `t`, `true`,
+/// `0`, `f`, `false`), in any case, plus `yes`/`no` and `on`/`off`.
+/// Anything else is an error naming the variable; surrounding spaces are
+/// ignored.
+///
+/// ```
+/// use vault_client::parse_bool;
+/// assert!(parse_bool("VAULT_SKIP_VERIFY", "TRUE").unwrap());
+/// assert!(!parse_bool("VAULT_SKIP_VERIFY", " off ").unwrap());
+/// assert!(parse_bool("VAULT_SKIP_VERIFY", "maybe").is_err());
+/// ```
+pub fn parse_bool(variable: impl Into<Cow<'static, str>>, raw: &str) -> Result<bool, ConfigError> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "1" | "t" | "true" | "yes" | "on" => Ok(true),
+        "0" | "f" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::invalid(
             variable,
-            "a boolean: true/false, 1/0 or t/f",
-            format!("got {other:?}"),
+            "a boolean: true/false, 1/0, t/f, yes/no or on/off",
+            format!("got {:?}", raw.trim()),
         )),
     }
 }
 
 /// Whole seconds (`"60"`), or a number with a unit: `ms`, `s`, `m`, `h`
 /// (`"500ms"`, `"1.5s"`, `"2m"`).
-pub fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
+pub fn parse_duration(
+    variable: impl Into<Cow<'static, str>>,
+    raw: &str,
+) -> Result<Duration, ConfigError> {
+    let variable = variable.into();
     const EXPECTED: &str =
         "seconds (e.g. 30) or a duration with a unit ms, s, m or h (e.g. 500ms, 30s, 2m)";
     let s = raw.trim();
@@ -380,7 +430,7 @@ pub fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration, Con
     let (number, unit) = s.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| ConfigError::invalid(variable, EXPECTED, format!("got {raw:?}")))?;
+        .map_err(|_| ConfigError::invalid(variable.clone(), EXPECTED, format!("got {raw:?}")))?;
     let factor = match unit.trim() {
         "" | "s" => 1.0,
         "ms" => 0.001,
@@ -388,7 +438,7 @@ pub fn parse_duration(variable: &'static str, raw: &str) -> Result<Duration, Con
         "h" => 3600.0,
         _ => {
             return Err(ConfigError::invalid(
-                variable,
+                variable.clone(),
                 EXPECTED,
                 format!("unknown unit in {raw:?}"),
             ));
@@ -465,8 +515,8 @@ mod tests {
             ("VAULT_ADDR", "not a url", "VAULT_ADDR is invalid"),
             (
                 "VAULT_SKIP_VERIFY",
-                "yes",
-                "VAULT_SKIP_VERIFY is invalid: got \"yes\"; expected a boolean",
+                "maybe",
+                "VAULT_SKIP_VERIFY is invalid: got \"maybe\"; expected a boolean",
             ),
             (
                 "VAULT_CLIENT_TIMEOUT",
@@ -485,6 +535,23 @@ mod tests {
             let err = ClientConfig::from_lookup(lookup(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains(want), "{var}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn one_rule_for_booleans() {
+        for raw in ["1", "t", "T", "true", "TRUE", "True", "yes", "On", " true "] {
+            assert!(parse_bool("X", raw).unwrap(), "{raw}");
+        }
+        for raw in ["0", "f", "F", "false", "FALSE", "False", "no", "OFF"] {
+            assert!(!parse_bool("X", raw).unwrap(), "{raw}");
+        }
+        for raw in ["", "2", "maybe", "truee", "y", "n"] {
+            let err = parse_bool("X", raw).unwrap_err().to_string();
+            assert!(err.starts_with("X is invalid: got "), "{raw}: {err}");
+            assert!(err.contains("yes/no or on/off"), "{raw}: {err}");
+        }
+        let c = ClientConfig::from_lookup(lookup(&[("VAULT_SKIP_VERIFY", "yes")])).unwrap();
+        assert!(c.tls().skip_verify);
     }
 
     #[test]

@@ -236,6 +236,35 @@ impl Error {
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and its causes on one line, `: `-separated, each cause added
+/// only when the text so far does not already say it (many errors repeat
+/// their source in their own message), e.g. `token login failed: cannot look
+/// up the token: error sending request for url (https://vault:8200/...):
+/// tcp connect error: Connection refused`. The one renderer every vault-aws
+/// crate and binary uses for logs, `init/error` and CloudFormation reasons;
+/// errors in this workspace never hold a secret, nor do the causes they keep.
+///
+/// ```
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("cannot log in")]
+/// struct Login(#[source] std::io::Error);
+/// let e = Login(std::io::Error::other("connection refused"));
+/// assert_eq!(vault_client::error_chain(&e), "cannot log in: connection refused");
+/// ```
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !c_text.is_empty() && !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

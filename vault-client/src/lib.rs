@@ -58,9 +58,9 @@ pub use auth::{TokenAuth, VaultAuth};
 pub use client::{RawRequest, RawResponse, VaultClient};
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_ADDRESS, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TlsConfig,
-    parse_duration,
+    non_blank, parse_bool, parse_duration,
 };
-pub use error::{Error, Result, TransportKind};
+pub use error::{Error, Result, TransportKind, error_chain};
 pub use files::write_private_file;
 pub use kv2::{DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState};
 pub use sys::{AclPolicy, Health, LeaseRenewal, WrapLookup};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::HeaderName;
 use secrecy::SecretString;
-use vault_client::{ConfigError, parse_duration};
+use vault_client::{ConfigError, parse_bool, parse_duration};
 
 /// Default listen address of the proxy.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8200";
@@ -235,7 +235,7 @@ impl Settings {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         let run_mode = match get("VAULT_RUN_MODE")
             .map(|v| v.trim().to_ascii_lowercase())
             .as_deref()
@@ -244,11 +244,11 @@ impl Settings {
             Some("proxy") => RunMode::Proxy,
             Some("file") => RunMode::File,
             Some(other) => {
-                return Err(ConfigError::Invalid {
-                    variable: "VAULT_RUN_MODE",
-                    expected: "default, proxy or file",
-                    problem: format!("got {other:?}"),
-                });
+                return Err(ConfigError::invalid(
+                    "VAULT_RUN_MODE",
+                    "default, proxy or file",
+                    format!("got {other:?}"),
+                ));
             }
         };
 
@@ -274,13 +274,13 @@ impl Settings {
             proxy.guard.enabled = parse_bool("VAULT_PROXY_REQUIRE_REQUEST_HEADER", &v)?;
         }
         let header_name = match get("VAULT_PROXY_SECRET_HEADER") {
-            Some(h) => {
-                HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| ConfigError::Invalid {
-                    variable: "VAULT_PROXY_SECRET_HEADER",
-                    expected: "an HTTP header name such as X-Vault-AWS-Session-Token",
-                    problem: format!("{h:?} is not a valid header name"),
-                })?
-            }
+            Some(h) => HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
+                ConfigError::invalid(
+                    "VAULT_PROXY_SECRET_HEADER",
+                    "an HTTP header name such as X-Vault-AWS-Session-Token",
+                    format!("{h:?} is not a valid header name"),
+                )
+            })?,
             None => HeaderName::from_static(DEFAULT_SECRET_HEADER),
         };
         let secret = proxy_secret(&get, lambda)?;
@@ -373,12 +373,12 @@ fn proxy_secret(
                 .iter()
                 .find(|n| !n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
             {
-                return Err(ConfigError::Invalid {
-                    variable: "VAULT_PROXY_SECRET_ENV_VARIABLES",
-                    expected: "comma-separated variable names such as \
+                return Err(ConfigError::invalid(
+                    "VAULT_PROXY_SECRET_ENV_VARIABLES",
+                    "comma-separated variable names such as \
                                AWS_SESSION_TOKEN,AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                    problem: format!("{bad:?} is not a variable name"),
-                });
+                    format!("{bad:?} is not a variable name"),
+                ));
             }
             names
         }
@@ -409,11 +409,11 @@ fn secret_value(
     };
     let path = PathBuf::from(path);
     if !path.is_absolute() {
-        return Err(ConfigError::Invalid {
+        return Err(ConfigError::invalid(
             variable,
-            expected: "a secret, or file:///absolute/path to a file holding it",
-            problem: format!("{name} names the relative file {}", path.display()),
-        });
+            "a secret, or file:///absolute/path to a file holding it",
+            format!("{name} names the relative file {}", path.display()),
+        ));
     }
     let text =
         zeroize::Zeroizing::new(
@@ -550,54 +550,39 @@ fn parse_listen(raw: &str) -> Result<Listen, ConfigError> {
     let raw = raw.trim();
     if let Some(path) = raw.strip_prefix("unix:") {
         if path.is_empty() {
-            return Err(ConfigError::Invalid {
-                variable: "VAULT_PROXY_LISTEN",
-                expected: "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
-                problem: "the unix socket path is empty".into(),
-            });
+            return Err(ConfigError::invalid(
+                "VAULT_PROXY_LISTEN",
+                "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
+                "the unix socket path is empty",
+            ));
         }
         return Ok(Listen::Unix(PathBuf::from(path)));
     }
-    raw.parse::<SocketAddr>()
-        .map(Listen::Tcp)
-        .map_err(|_| ConfigError::Invalid {
-            variable: "VAULT_PROXY_LISTEN",
-            expected: "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
-            problem: format!("got {raw:?}"),
-        })
+    raw.parse::<SocketAddr>().map(Listen::Tcp).map_err(|_| {
+        ConfigError::invalid(
+            "VAULT_PROXY_LISTEN",
+            "host:port such as 127.0.0.1:8200, or unix:/path/to/socket",
+            format!("got {raw:?}"),
+        )
+    })
 }
 
 fn positive(variable: &'static str, raw: &str) -> Result<Duration, ConfigError> {
     let d = parse_duration(variable, raw)?;
     if d.is_zero() {
-        return Err(ConfigError::Invalid {
+        return Err(ConfigError::invalid(
             variable,
-            expected: "a positive duration such as 10s",
-            problem: "it is zero".into(),
-        });
+            "a positive duration such as 10s",
+            "it is zero",
+        ));
     }
     Ok(d)
 }
 
 fn parse_u64(variable: &'static str, raw: &str) -> Result<u64, ConfigError> {
-    raw.trim().parse().map_err(|_| ConfigError::Invalid {
-        variable,
-        expected: "a non-negative integer",
-        problem: format!("got {raw:?}"),
+    raw.trim().parse().map_err(|_| {
+        ConfigError::invalid(variable, "a non-negative integer", format!("got {raw:?}"))
     })
-}
-
-/// Go's `strconv.ParseBool`, as Vault's own variables.
-pub(crate) fn parse_bool(variable: &'static str, raw: &str) -> Result<bool, ConfigError> {
-    match raw.trim() {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        other => Err(ConfigError::Invalid {
-            variable,
-            expected: "a boolean: true/false, 1/0 or t/f",
-            problem: format!("got {other:?}"),
-        }),
-    }
 }
 
 #[cfg(test)]
@@ -688,7 +673,7 @@ mod tests {
             ),
             (
                 "VAULT_DEFAULT_CACHE_ENABLED",
-                "yes",
+                "sometimes",
                 "VAULT_DEFAULT_CACHE_ENABLED is invalid",
             ),
             (

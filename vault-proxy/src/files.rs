@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{FilesConfig, SecretFileSpec};
 use crate::metrics::Event;
-use crate::token::{TokenManager, error_chain};
+use crate::token::TokenManager;
+use vault_client::error_chain;
 
 /// A secret could not be read or its file written.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use vault_client::{VaultAuth, VaultClient};
+use vault_client::{VaultAuth, VaultClient, parse_bool};
 
 use crate::error::ConfigError;
 use crate::model::{DeletionPolicy, Granularity, Naming, SourceScope};
@@ -55,7 +55,11 @@ fn parse_destinations(raw: &str) -> Result<Vec<Destination>, ConfigError> {
                             \"prefix\", \"kms_key_id\", \"replica_regions\", \"endpoint_url\"} \
                             objects with a unique, non-empty name";
     let bad = |why: String| {
-        ConfigError::new("REPLICATE_DESTINATIONS", format!("{EXPECTED} ({why})"), raw)
+        ConfigError::invalid(
+            "REPLICATE_DESTINATIONS",
+            format!("{EXPECTED} ({why})"),
+            format!("got {:?}", raw),
+        )
     };
     let list: Vec<Destination> = serde_json::from_str(raw).map_err(|e| bad(e.to_string()))?;
     let mut names = std::collections::BTreeSet::new();
@@ -137,22 +141,14 @@ pub struct ReplicateConfig {
     pub full_list_every: std::time::Duration,
 }
 
-fn parse_bool(name: &str, raw: &str) -> Result<bool, ConfigError> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "t" | "yes" | "on" => Ok(true),
-        "0" | "false" | "f" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::new(name, "true or false", raw)),
-    }
-}
-
 fn parse_num<T: std::str::FromStr>(
     name: &str,
     raw: &str,
     expected: &str,
 ) -> Result<T, ConfigError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ConfigError::new(name, expected, raw))
+    raw.trim().parse().map_err(|_| {
+        ConfigError::invalid(name.to_owned(), expected.to_owned(), format!("got {raw:?}"))
+    })
 }
 
 impl ReplicateConfig {
@@ -161,7 +157,7 @@ impl ReplicateConfig {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |n: &str| lookup(n).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         let list = |n: &str| -> Vec<String> {
             get(n)
                 .map(|v| {
@@ -197,10 +193,10 @@ impl ReplicateConfig {
             None => DEFAULT_CONCURRENCY,
         };
         if !(1..=256).contains(&concurrency) {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_CONCURRENCY",
                 "a number from 1 to 256",
-                concurrency.to_string(),
+                format!("got {:?}", concurrency.to_string()),
             ));
         }
         let tps = |n: &str, d: u32| -> Result<u32, ConfigError> {
@@ -214,10 +210,10 @@ impl ReplicateConfig {
             crate::aws::DEFAULT_MAX_ATTEMPTS,
         )?;
         if max_attempts == 0 || max_attempts > 20 {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_AWS_MAX_ATTEMPTS",
                 "a number from 1 to 20",
-                max_attempts.to_string(),
+                format!("got {:?}", max_attempts.to_string()),
             ));
         }
         let metadata_concurrency: usize = match get("REPLICATE_METADATA_CONCURRENCY") {
@@ -229,10 +225,10 @@ impl ReplicateConfig {
             None => 16,
         };
         if !(1..=256).contains(&metadata_concurrency) {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_METADATA_CONCURRENCY",
                 "a number from 1 to 256",
-                metadata_concurrency.to_string(),
+                format!("got {:?}", metadata_concurrency.to_string()),
             ));
         }
         let deadline_margin = get("REPLICATE_DEADLINE_MARGIN_MS")
@@ -290,10 +286,10 @@ impl ReplicateConfig {
         };
         config.naming(&config.target_prefix)?;
         if !config.secrets_manager && config.s3_bucket.is_none() && config.destinations.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_SECRETS_MANAGER",
                 "true, or REPLICATE_S3_BUCKET or REPLICATE_DESTINATIONS set (there must be a target)",
-                "false",
+                format!("got {:?}", "false"),
             ));
         }
         Ok(config)

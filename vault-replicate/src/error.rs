@@ -97,33 +97,9 @@ impl Error {
     }
 }
 
-/// A configuration value is missing or malformed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {name}: expected {expected}, got {got:?}")]
-#[non_exhaustive]
-pub struct ConfigError {
-    /// The variable or field name.
-    pub name: String,
-    /// The expected form.
-    pub expected: String,
-    /// What was given (never a secret).
-    pub got: String,
-}
-
-impl ConfigError {
-    /// A new error for `name`.
-    pub fn new(
-        name: impl Into<String>,
-        expected: impl Into<String>,
-        got: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            expected: expected.into(),
-            got: got.into(),
-        }
-    }
-}
+/// A configuration value is missing or malformed: the one configuration
+/// error of every vault-aws crate ([`vault_client::ConfigError`]).
+pub use vault_client::ConfigError;
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

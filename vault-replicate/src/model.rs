@@ -92,10 +92,10 @@ impl FromStr for SourceScope {
             }
         };
         if scope.mount.is_empty() || scope.prefix.contains("//") || scope.prefix.contains("..") {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_SOURCES",
                 "a comma-separated list of `mount`, `mount/folder` or `mount:folder`",
-                s,
+                format!("got {:?}", s),
             ));
         }
         Ok(scope)
@@ -190,10 +190,10 @@ impl FromStr for Granularity {
         match s.trim().to_ascii_lowercase().as_str() {
             "secret" => Ok(Self::Secret),
             "key" => Ok(Self::Key),
-            _ => Err(ConfigError::new(
+            _ => Err(ConfigError::invalid(
                 "REPLICATE_GRANULARITY",
                 "`secret` or `key`",
-                s,
+                format!("got {:?}", s),
             )),
         }
     }
@@ -223,10 +223,10 @@ impl DeletionPolicy {
                 recovery_window_days,
             })
         } else {
-            Err(ConfigError::new(
+            Err(ConfigError::invalid(
                 "REPLICATE_RECOVERY_WINDOW_DAYS",
                 "a number of days from 7 to 30",
-                recovery_window_days.to_string(),
+                format!("got {:?}", recovery_window_days.to_string()),
             ))
         }
     }
@@ -237,10 +237,10 @@ impl DeletionPolicy {
             "none" | "" => Ok(Self::None),
             "schedule" => Self::schedule(days),
             "force" => Ok(Self::Force),
-            _ => Err(ConfigError::new(
+            _ => Err(ConfigError::invalid(
                 "REPLICATE_DELETION",
                 "`none`, `schedule` or `force`",
-                mode,
+                format!("got {:?}", mode),
             )),
         }
     }
@@ -282,10 +282,10 @@ impl Naming {
             }
         };
         let bad = |why: &str| {
-            ConfigError::new(
+            ConfigError::invalid(
                 "REPLICATE_NAME_TEMPLATE",
                 format!("a template using {{prefix}}, {{mount}}, {{path}}, {{key}} ({why})"),
-                template.clone(),
+                format!("got {:?}", template.clone()),
             )
         };
         if !template.contains("{path}") {

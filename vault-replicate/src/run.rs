@@ -99,10 +99,10 @@ impl Replicator {
         concurrency: usize,
     ) -> Result<Self, ConfigError> {
         if concurrency == 0 {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_CONCURRENCY",
                 "a number of at least 1",
-                "0",
+                format!("got {:?}", "0"),
             ));
         }
         Ok(Self {

@@ -74,10 +74,10 @@ impl S3Target {
         write_tps: u32,
     ) -> Result<Self, ConfigError> {
         if bucket.trim().is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_S3_BUCKET",
                 "a bucket name",
-                bucket,
+                format!("got {:?}", bucket),
             ));
         }
         Ok(Self {

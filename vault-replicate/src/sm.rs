@@ -420,10 +420,10 @@ impl SecretsManagerTargetBuilder {
                 && r.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !ok {
-                return Err(ConfigError::new(
+                return Err(ConfigError::invalid(
                     "REPLICATE_REPLICA_REGIONS",
                     "comma-separated AWS regions such as eu-west-1",
-                    r,
+                    format!("got {:?}", r),
                 ));
             }
         }

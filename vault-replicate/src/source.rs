@@ -243,10 +243,10 @@ impl VaultKvSource {
                 .map(|f| async move {
                     match self.list_detailed(calls, mount, &f).await? {
                         Some(entries) => Ok((f, entries)),
-                        None => Err(Error::Config(ConfigError::new(
+                        None => Err(Error::Config(ConfigError::invalid(
                             "detailed-metadata",
                             "the endpoint on every folder",
-                            format!("405 for {mount}/{f}"),
+                            format!("got {:?}", format!("405 for {mount}/{f}")),
                         ))),
                     }
                 })
@@ -597,20 +597,24 @@ impl VaultKvSourceBuilder {
     /// Checks the settings.
     pub fn build(self) -> Result<VaultKvSource, ConfigError> {
         if self.scopes.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_SOURCES",
                 "at least one `mount` or `mount/folder`",
-                "",
+                format!("got {:?}", ""),
             ));
         }
         if self.list_concurrency == 0 || self.metadata_concurrency == 0 {
-            return Err(ConfigError::new("concurrency", "at least 1", "0"));
+            return Err(ConfigError::invalid(
+                "concurrency",
+                "at least 1",
+                format!("got {:?}", "0"),
+            ));
         }
         if self.auth.is_none() && !self.client.has_token() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "VAULT_TOKEN",
                 "a client with a token, or an auth method",
-                "none",
+                format!("got {:?}", "none"),
             ));
         }
         Ok(VaultKvSource {

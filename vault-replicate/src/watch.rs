@@ -77,13 +77,13 @@ impl WatchConfig {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         let listen_raw = get("REPLICATE_WATCH_LISTEN").unwrap_or(DEFAULT_WATCH_LISTEN.into());
         let listen = listen_raw.trim().parse().map_err(|_| {
-            ConfigError::new(
+            ConfigError::invalid(
                 "REPLICATE_WATCH_LISTEN",
                 "an IP address and port, e.g. 0.0.0.0:9514",
-                &listen_raw,
+                format!("got {:?}", &listen_raw),
             )
         })?;
         let peers_raw = get("REPLICATE_WATCH_PEERS").unwrap_or(DEFAULT_WATCH_PEERS.into());
@@ -93,19 +93,19 @@ impl WatchConfig {
             .filter(|s| !s.is_empty())
             .map(|s| {
                 s.parse::<IpAddr>().map_err(|_| {
-                    ConfigError::new(
+                    ConfigError::invalid(
                         "REPLICATE_WATCH_PEERS",
                         "a comma-separated list of IP addresses",
-                        &peers_raw,
+                        format!("got {:?}", &peers_raw),
                     )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if peers.is_empty() {
-            return Err(ConfigError::new(
+            return Err(ConfigError::invalid(
                 "REPLICATE_WATCH_PEERS",
                 "at least one IP address",
-                &peers_raw,
+                format!("got {:?}", &peers_raw),
             ));
         }
         let number = |k: &str, default: u64| -> Result<u64, ConfigError> {
@@ -116,7 +116,13 @@ impl WatchConfig {
                     .parse::<u64>()
                     .ok()
                     .filter(|n| *n > 0)
-                    .ok_or_else(|| ConfigError::new(k, "a whole number of at least 1", &v)),
+                    .ok_or_else(|| {
+                        ConfigError::invalid(
+                            k.to_owned(),
+                            "a whole number of at least 1",
+                            format!("got {v:?}"),
+                        )
+                    }),
             }
         };
         Ok(Self {

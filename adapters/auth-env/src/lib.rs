@@ -80,7 +80,7 @@ impl AuthMethod {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         if let Some(raw) = get(METHOD_VARIABLE) {
             return raw.parse().map(Some);
         }

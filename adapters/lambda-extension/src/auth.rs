@@ -14,14 +14,5 @@ pub fn auth_from_lookup<F>(lookup: F) -> Result<Arc<dyn VaultAuth>, String>
 where
     F: Fn(&str) -> Option<String>,
 {
-    vault_auth_env::auth_from_lookup(lookup).map_err(|e| {
-        let mut text = e.to_string();
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
-            cause = c.source();
-        }
-        text
-    })
+    vault_auth_env::auth_from_lookup(lookup).map_err(|e| vault_client::error_chain(&e))
 }

@@ -17,7 +17,8 @@ use super::{
 };
 use crate::cache::body_is_empty;
 use crate::metrics::Event;
-use crate::token::{Token, error_chain};
+use crate::token::Token;
+use vault_client::error_chain;
 
 /// Headers that belong to one hop and are never forwarded.
 fn is_hop_by_hop(name: &HeaderName) -> bool {

@@ -25,8 +25,9 @@ use crate::cache::{
 };
 use crate::config::{GuardConfig, METRICS_PATH, ProxyConfig};
 use crate::metrics::{Event, Metrics};
-use crate::token::{TokenError, TokenManager, error_chain};
+use crate::token::{TokenError, TokenManager};
 use crate::upstream::Upstream;
+use vault_client::error_chain;
 
 mod forward;
 mod guard;
