@@ -9,29 +9,18 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use vault_auth_env::AuthMethod;
+use vault_auth_env::Selection;
 use vault_client::VaultAuth;
 
-/// The orchestrator's login, chosen as described in the module docs.
+/// The orchestrator's login, chosen as described in the module docs
+/// ([`Selection::ORCHESTRATOR`]).
 pub fn auth_from_lookup<F>(lookup: F) -> anyhow::Result<Arc<dyn VaultAuth>>
 where
     F: Fn(&str) -> Option<String>,
 {
-    let set = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());
-    let method = if set(vault_auth_env::METHOD_VARIABLE) {
-        AuthMethod::from_lookup(&lookup)?.unwrap_or(AuthMethod::Token)
-    } else if set("VAULT_AUTH_ROLE") {
-        AuthMethod::AwsIam
-    } else if set("VAULT_TOKEN_S3_BUCKET") || set("VAULT_TOKEN_S3_KEY") {
-        AuthMethod::S3Token
-    } else if set("VAULT_TOKEN") || set("VAULT_TOKEN_FILE") {
-        AuthMethod::Token
-    } else {
-        anyhow::bail!(
-            "no orchestrator login configured: set VAULT_AUTH_ROLE (AWS IAM, preferred), \
-             VAULT_TOKEN_S3_BUCKET and VAULT_TOKEN_S3_KEY, or VAULT_TOKEN"
-        );
-    };
+    let method = Selection::ORCHESTRATOR
+        .method(&lookup)?
+        .ok_or_else(|| Selection::ORCHESTRATOR.not_configured())?;
     vault_auth_env::build(method, &lookup).with_context(|| format!("orchestrator login ({method})"))
 }
 

@@ -24,7 +24,7 @@ pub struct Readme;
 #[doc = include_str!("../../../vault-approle/README.md")]
 #[doc = include_str!("../../../vault-replicate/README.md")]
 #[doc = include_str!("../../../vault-proxy/README.md")]
-#[doc = include_str!("../../../adapters/auth-env/README.md")]
+#[doc = include_str!("../../../vault-auth-env/README.md")]
 pub struct CrateReadmes;
 
 /// `docs/aws-auth.md`; its examples are doc tests.

@@ -23,7 +23,9 @@ const CAPABILITIES: [&str; 4] = [
     "vault-replicate",
     "vault-proxy",
 ];
-/// Library crates that live under adapters/ (shared wiring of the binaries).
+/// The libraries above the capability crates: `vault-auth-env` (the login
+/// registry, at the root) and `vault-aws-lambda-env` (Lambda-only wiring,
+/// under adapters/); neither may depend on an adapter binary.
 const ADAPTER_LIBRARIES: [&str; 2] = ["vault-auth-env", "vault-aws-lambda-env"];
 
 /// Workspace package -> (its manifest path, its workspace dependencies as

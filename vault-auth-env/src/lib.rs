@@ -23,9 +23,17 @@
 //! Without `VAULT_AUTH_METHOD`, the first of these that is configured wins:
 //! `VAULT_AUTH_ROLE` (AWS IAM, as hashicorp/vault-lambda-extension reads
 //! it), then AppRole (`VAULT_ROLE_ID`, `VAULT_ROLE_ID_FILE` or
-//! `VAULT_APPROLE_S3_BUCKET`), then `VAULT_TOKEN_S3_BUCKET`, then
-//! `VAULT_TOKEN` / `VAULT_TOKEN_FILE`. Each method's own variables are
-//! documented on its `from_lookup`.
+//! `VAULT_APPROLE_S3_BUCKET`), then `VAULT_TOKEN_S3_BUCKET` /
+//! `VAULT_TOKEN_S3_KEY`, then `VAULT_TOKEN` / `VAULT_TOKEN_FILE`. Each
+//! method's own variables are documented on its `from_lookup`.
+//!
+//! This crate is the one registry of login methods: [`AuthMethod`] (its
+//! name, the variables that select it, [`build`]). A binary differs only in
+//! its [`Selection`] policy: [`Selection::DEFAULT`] (extension, replication,
+//! CLI), [`Selection::ORCHESTRATOR`] (AppRole is its delivery, never its
+//! login) and [`Selection::EXEC`] (`vault-exec`). To add a login method:
+//! its `VaultAuth` in a capability crate, one variant with its arms here,
+//! and its place in the policies that should detect it.
 //!
 //! | feature | enables |
 //! |---|---|
@@ -73,10 +81,106 @@ impl AuthMethod {
         }
     }
 
+    /// The variables whose presence selects this method when
+    /// `VAULT_AUTH_METHOD` is not set (for a [`Selection`] that detects it).
+    /// Empty: the method is only ever chosen by name.
+    pub fn detected_by(self) -> &'static [&'static str] {
+        match self {
+            Self::AwsIam => &["VAULT_AUTH_ROLE"],
+            Self::Ec2 => &[],
+            Self::AppRole => &[
+                "VAULT_ROLE_ID",
+                "VAULT_ROLE_ID_FILE",
+                "VAULT_APPROLE_S3_BUCKET",
+            ],
+            Self::S3Token => &["VAULT_TOKEN_S3_BUCKET", "VAULT_TOKEN_S3_KEY"],
+            Self::Token => &["VAULT_TOKEN", "VAULT_TOKEN_FILE"],
+        }
+    }
+
     /// The method `VAULT_AUTH_METHOD` names, or the first one whose
-    /// variables are set (see the crate documentation); `Ok(None)` when
+    /// variables are set in [`Selection::DEFAULT`]'s order; `Ok(None)` when
     /// nothing is configured.
     pub fn from_lookup<F>(lookup: F) -> Result<Option<Self>, AuthEnvError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        Selection::DEFAULT.method(lookup)
+    }
+}
+
+/// A binary's selection policy over the one registry of login methods:
+/// which methods are detected from the variables that are set, in which
+/// order, and what to tell the user when nothing is. `VAULT_AUTH_METHOD`
+/// always wins, and names any method of this build.
+///
+/// ```
+/// use vault_auth_env::{AuthMethod, Selection};
+/// // The orchestrator's delivery bucket is not a login of its own:
+/// let env = |name: &str| match name {
+///     "VAULT_APPROLE_S3_BUCKET" => Some("delivery".to_owned()),
+///     "VAULT_TOKEN" => Some("hvs.x".to_owned()),
+///     _ => None,
+/// };
+/// assert_eq!(Selection::DEFAULT.method(env)?, Some(AuthMethod::AppRole));
+/// assert_eq!(Selection::ORCHESTRATOR.method(env)?, Some(AuthMethod::Token));
+/// # Ok::<(), vault_auth_env::AuthEnvError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    /// Whose login this is, for the "not configured" error (`Vault`,
+    /// `orchestrator`).
+    pub who: &'static str,
+    /// The methods detected from their [`AuthMethod::detected_by`]
+    /// variables, first match wins.
+    pub detect: &'static [AuthMethod],
+    /// What to set, when nothing is configured.
+    pub hint: &'static str,
+}
+
+impl Selection {
+    /// Every binary's default (the extension, the replication Lambda, the
+    /// CLI): AWS IAM, then AppRole (values, files or an S3 delivery), then a
+    /// token in S3, then a token.
+    pub const DEFAULT: Self = Self {
+        who: "Vault",
+        detect: &[
+            AuthMethod::AwsIam,
+            AuthMethod::AppRole,
+            AuthMethod::S3Token,
+            AuthMethod::Token,
+        ],
+        hint: "set VAULT_AUTH_ROLE for AWS IAM (preferred on AWS), VAULT_ROLE_ID \
+               (+ VAULT_SECRET_ID) or VAULT_APPROLE_S3_BUCKET for AppRole, \
+               VAULT_TOKEN_S3_BUCKET for a token in S3, or VAULT_TOKEN; or name the method \
+               in VAULT_AUTH_METHOD",
+    };
+
+    /// The AppRole orchestrator (`Custom::VaultAuth`): AppRole is never
+    /// detected, because `VAULT_APPROLE_S3_BUCKET` is its delivery bucket,
+    /// not a login; AWS IAM with the Lambda's role, then a token in S3 (what
+    /// the original manager did), then a token.
+    pub const ORCHESTRATOR: Self = Self {
+        who: "orchestrator",
+        detect: &[AuthMethod::AwsIam, AuthMethod::S3Token, AuthMethod::Token],
+        hint: "set VAULT_AUTH_ROLE (AWS IAM, preferred), VAULT_TOKEN_S3_BUCKET and \
+               VAULT_TOKEN_S3_KEY, or VAULT_TOKEN",
+    };
+
+    /// `vault-exec` (ECS): AWS IAM with the task role, then AppRole
+    /// (values, files, or the credentials delivered for the task's role),
+    /// then a token; a token in S3 only by name.
+    pub const EXEC: Self = Self {
+        who: "Vault",
+        detect: &[AuthMethod::AwsIam, AuthMethod::AppRole, AuthMethod::Token],
+        hint: "set VAULT_APPROLE_S3_BUCKET (delivered AppRole credentials), VAULT_AUTH_ROLE \
+               (AWS IAM with the task role), VAULT_ROLE_ID, or VAULT_TOKEN",
+    };
+
+    /// The method `VAULT_AUTH_METHOD` names, or the first of
+    /// [`detect`](Self::detect) whose variables are set; `Ok(None)` when
+    /// nothing is configured.
+    pub fn method<F>(&self, lookup: F) -> Result<Option<AuthMethod>, AuthEnvError>
     where
         F: Fn(&str) -> Option<String>,
     {
@@ -84,25 +188,28 @@ impl AuthMethod {
         if let Some(raw) = get(METHOD_VARIABLE) {
             return raw.parse().map(Some);
         }
-        let detected = if get("VAULT_AUTH_ROLE").is_some() {
-            Some(Self::AwsIam)
-        } else if [
-            "VAULT_ROLE_ID",
-            "VAULT_ROLE_ID_FILE",
-            "VAULT_APPROLE_S3_BUCKET",
-        ]
-        .iter()
-        .any(|name| get(name).is_some())
-        {
-            Some(Self::AppRole)
-        } else if get("VAULT_TOKEN_S3_BUCKET").is_some() {
-            Some(Self::S3Token)
-        } else if get("VAULT_TOKEN").is_some() || get("VAULT_TOKEN_FILE").is_some() {
-            Some(Self::Token)
-        } else {
-            None
-        };
-        Ok(detected)
+        Ok(self
+            .detect
+            .iter()
+            .copied()
+            .find(|m| m.detected_by().iter().any(|name| get(name).is_some())))
+    }
+
+    /// The error for "nothing is configured" under this policy.
+    pub fn not_configured(&self) -> AuthEnvError {
+        AuthEnvError::NotConfigured {
+            who: self.who,
+            hint: self.hint,
+        }
+    }
+
+    /// The login this policy selects, configured by `lookup`.
+    pub fn auth_from_lookup<F>(&self, lookup: F) -> Result<Arc<dyn VaultAuth>, AuthEnvError>
+    where
+        F: Fn(&str) -> Option<String>,
+    {
+        let method = self.method(&lookup)?.ok_or_else(|| self.not_configured())?;
+        build(method, lookup)
     }
 }
 
@@ -143,13 +250,13 @@ pub enum AuthEnvError {
     },
 
     /// Nothing says how to log in.
-    #[error(
-        "no Vault login configured: set VAULT_AUTH_ROLE for AWS IAM (preferred on AWS), \
-         VAULT_ROLE_ID (+ VAULT_SECRET_ID) or VAULT_APPROLE_S3_BUCKET for AppRole, \
-         VAULT_TOKEN_S3_BUCKET for a token in S3, or VAULT_TOKEN; or name the method in \
-         VAULT_AUTH_METHOD"
-    )]
-    NotConfigured,
+    #[error("no {who} login configured: {hint}")]
+    NotConfigured {
+        /// Whose login ([`Selection::who`]).
+        who: &'static str,
+        /// What to set ([`Selection::hint`]).
+        hint: &'static str,
+    },
 
     /// This build leaves the chosen method out (feature `s3`).
     #[error("the {method} login is not in this build (vault-auth-env feature `s3`)")]
@@ -179,13 +286,13 @@ pub enum AuthEnvError {
     },
 }
 
-/// The login configured by `lookup` (see the crate documentation).
+/// The login configured by `lookup` under [`Selection::DEFAULT`] (see the
+/// crate documentation).
 pub fn auth_from_lookup<F>(lookup: F) -> Result<Arc<dyn VaultAuth>, AuthEnvError>
 where
     F: Fn(&str) -> Option<String>,
 {
-    let method = AuthMethod::from_lookup(&lookup)?.ok_or(AuthEnvError::NotConfigured)?;
-    build(method, lookup)
+    Selection::DEFAULT.auth_from_lookup(lookup)
 }
 
 /// The login of `method`, configured by `lookup`.
@@ -277,9 +384,50 @@ mod tests {
     }
 
     #[test]
+    fn each_binary_policy_detects_its_own_methods_and_a_name_always_wins() {
+        let delivery = env(&[
+            ("VAULT_APPROLE_S3_BUCKET", "delivery"),
+            ("VAULT_TOKEN_S3_BUCKET", "tokens"),
+            ("VAULT_TOKEN", "hvs.x"),
+        ]);
+        let pick = |p: Selection| p.method(&delivery).unwrap();
+        assert_eq!(pick(Selection::DEFAULT), Some(AuthMethod::AppRole));
+        // The orchestrator's bucket is its delivery, never its login.
+        assert_eq!(pick(Selection::ORCHESTRATOR), Some(AuthMethod::S3Token));
+        assert_eq!(pick(Selection::EXEC), Some(AuthMethod::AppRole));
+        let tokens = env(&[("VAULT_TOKEN_S3_KEY", "k"), ("VAULT_TOKEN", "hvs.x")]);
+        assert_eq!(
+            Selection::EXEC.method(&tokens).unwrap(),
+            Some(AuthMethod::Token)
+        );
+        assert_eq!(
+            Selection::ORCHESTRATOR.method(&tokens).unwrap(),
+            Some(AuthMethod::S3Token)
+        );
+        for policy in [Selection::DEFAULT, Selection::ORCHESTRATOR, Selection::EXEC] {
+            for method in [
+                AuthMethod::AwsIam,
+                AuthMethod::Ec2,
+                AuthMethod::AppRole,
+                AuthMethod::S3Token,
+                AuthMethod::Token,
+            ] {
+                let named =
+                    |name: &str| (name == METHOD_VARIABLE).then(|| method.as_str().to_uppercase());
+                assert_eq!(policy.method(named).unwrap(), Some(method), "{policy:?}");
+            }
+            let err = policy.auth_from_lookup(env(&[])).err().unwrap().to_string();
+            assert!(
+                err.starts_with(&format!("no {} login configured: set ", policy.who)),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn explains_what_is_missing_or_wrong() {
         let err = auth_from_lookup(env(&[])).err().unwrap();
-        assert!(matches!(err, AuthEnvError::NotConfigured));
+        assert!(matches!(err, AuthEnvError::NotConfigured { .. }));
         assert!(err.to_string().contains("VAULT_AUTH_ROLE"), "{err}");
 
         let err = auth_from_lookup(env(&[("VAULT_AUTH_METHOD", "kerberos")]))
