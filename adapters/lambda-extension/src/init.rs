@@ -174,3 +174,110 @@ pub(crate) async fn post_init_error(extension_id: &str, failure: &InitFailure) {
         Err(e) => tracing::error!(error = %e, "cannot reach the Extensions API"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lookup over `vars`, with Vault at a port nothing listens on.
+    fn settings_and_lookup<'a>(
+        vars: &'a [(&'static str, String)],
+    ) -> (Settings, impl Fn(&str) -> Option<String> + Copy + 'a) {
+        let lookup = move |name: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+                .or_else(|| (name == "VAULT_ADDR").then(|| "http://127.0.0.1:9".to_owned()))
+        };
+        (Settings::from_lookup(lookup, true).unwrap(), lookup)
+    }
+
+    #[test]
+    fn each_failure_has_the_type_lambda_reports() {
+        let config = InitFailure::config("VAULT_ADDR is not a URL");
+        assert_eq!(config.error_type, "Extension.ConfigError");
+        assert_eq!(
+            config.message,
+            "vault-aws-extension configuration: VAULT_ADDR is not a URL"
+        );
+        let auth = InitFailure::auth("login refused");
+        assert_eq!(auth.error_type, "Extension.AuthError");
+        assert_eq!(auth.message, "vault-aws-extension: login refused");
+        let secret = InitFailure::secret("secret/data/app: 403");
+        assert_eq!(secret.error_type, "Extension.SecretError");
+        assert_eq!(secret.message, "vault-aws-extension: secret/data/app: 403");
+    }
+
+    #[tokio::test]
+    async fn without_secret_files_nothing_logs_in_before_register() {
+        for (mode, listens) in [("proxy", true), ("default", true), ("file", false)] {
+            let vars = [
+                ("VAULT_RUN_MODE", mode.to_owned()),
+                ("VAULT_PROXY_LISTEN", "127.0.0.1:0".to_owned()),
+                ("VAULT_TOKEN", "not-a-real-token".to_owned()),
+            ];
+            let (settings, lookup) = settings_and_lookup(&vars);
+            let Ok(early) = before_register(settings, lookup).await else {
+                panic!("{mode}: init failed");
+            };
+            assert_eq!(early.listener.is_some(), listens, "{mode}");
+            assert!(early.tokens.is_none() && early.files.is_none(), "{mode}");
+        }
+    }
+
+    #[tokio::test]
+    async fn configuration_errors_are_config_errors() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let token = ("VAULT_TOKEN", "not-a-real-token".to_owned());
+        let cases = [
+            (
+                vec![("VAULT_ADDR", "vault:8200".to_owned()), token.clone()],
+                "VAULT_ADDR",
+            ),
+            (vec![], "no Vault login configured"),
+            (
+                vec![
+                    ("VAULT_PROXY_LISTEN", busy.local_addr().unwrap().to_string()),
+                    token.clone(),
+                ],
+                "cannot listen on",
+            ),
+        ];
+        for (vars, needle) in cases {
+            let (settings, lookup) = settings_and_lookup(&vars);
+            let Err(failure) = before_register(settings, lookup).await else {
+                panic!("{needle}: init succeeded");
+            };
+            assert_eq!(failure.error_type, CONFIG_ERROR, "{failure:?}");
+            assert!(failure.message.contains(needle), "{failure:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn with_secret_files_the_login_comes_before_register_and_its_failure_is_an_auth_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret.json");
+        let secret_id = dir.path().join("secret-id");
+        std::fs::write(&secret_id, "not-a-real-secret-id").unwrap();
+        let vars = [
+            ("VAULT_RUN_MODE", "file".to_owned()),
+            ("VAULT_SECRET_PATH", "secret/data/app".to_owned()),
+            ("VAULT_SECRET_FILE", file.display().to_string()),
+            (
+                "VAULT_ROLE_ID_FILE",
+                dir.path().join("missing").display().to_string(),
+            ),
+            ("VAULT_SECRET_ID_FILE", secret_id.display().to_string()),
+        ];
+        let (settings, lookup) = settings_and_lookup(&vars);
+        let Err(failure) = before_register(settings, lookup).await else {
+            panic!("init succeeded");
+        };
+        assert_eq!(failure.error_type, AUTH_ERROR, "{failure:?}");
+        assert!(
+            failure.message.contains("cannot read the role_id file"),
+            "{failure:?}"
+        );
+        assert!(!file.exists());
+    }
+}

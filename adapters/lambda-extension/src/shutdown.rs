@@ -70,3 +70,62 @@ fn time_left(deadline_ms: u64, now: SystemTime) -> Duration {
         .as_millis() as u64;
     Duration::from_millis(deadline_ms.saturating_sub(now))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_extension::{InvokeEvent, ShutdownEvent};
+
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(NOW_MS)
+    }
+
+    #[test]
+    fn the_budget_leaves_time_to_exit_and_stays_within_its_bounds() {
+        let ms = Duration::from_millis;
+        for (left_ms, budget_ms) in [
+            (2000, 1500), // Lambda's usual 2 s: capped
+            (1000, 700),  // the time left less 300 ms
+            (400, 100),   // never less than 100 ms
+            (0, 100),
+        ] {
+            assert_eq!(
+                budget(NOW_MS + left_ms, now()),
+                ms(budget_ms),
+                "{left_ms} ms left"
+            );
+        }
+        // A deadline already past (or a clock ahead of it) still gets the minimum.
+        assert_eq!(budget(NOW_MS - 5000, now()), MIN_BUDGET);
+        assert_eq!(budget(0, now()), MIN_BUDGET);
+    }
+
+    #[tokio::test]
+    async fn shutdown_cancels_and_ends_the_run_other_events_do_not() {
+        let shutdown = Shutdown::default();
+        let invoke = LambdaEvent {
+            next: NextEvent::Invoke(InvokeEvent {
+                deadline_ms: NOW_MS,
+                request_id: "r".into(),
+                invoked_function_arn: "arn".into(),
+                tracing: Default::default(),
+            }),
+        };
+        shutdown.handle(invoke).await.unwrap();
+        assert!(!shutdown.cancel.is_cancelled());
+        let event = LambdaEvent {
+            next: NextEvent::Shutdown(ShutdownEvent {
+                shutdown_reason: "spindown".into(),
+                deadline_ms: NOW_MS,
+            }),
+        };
+        shutdown.clone().handle(event).await.unwrap();
+        assert!(shutdown.cancel.is_cancelled());
+        // Handled before anyone waits: the run loop still ends.
+        tokio::time::timeout(Duration::from_secs(5), shutdown.done())
+            .await
+            .unwrap();
+    }
+}
