@@ -214,22 +214,12 @@ impl AppRoleAuth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let non_blank = vault_client::non_blank(&lookup);
+        let get = |name: &str| non_blank(name).map(|v| v.trim().to_owned());
         let mount = get("VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into());
-        let wrapped = match get("VAULT_SECRET_ID_WRAPPED").as_deref() {
-            None | Some("0" | "f" | "F" | "false" | "FALSE" | "False") => false,
-            Some("1" | "t" | "T" | "true" | "TRUE" | "True") => true,
-            Some(other) => {
-                return Err(Error::invalid(
-                    "VAULT_SECRET_ID_WRAPPED",
-                    format!("got {other:?}"),
-                    "a boolean: true/false, 1/0 or t/f",
-                ));
-            }
+        let wrapped = match get("VAULT_SECRET_ID_WRAPPED") {
+            Some(raw) => vault_client::parse_bool("VAULT_SECRET_ID_WRAPPED", &raw)?,
+            None => false,
         };
         if let Some(role_id) = get("VAULT_ROLE_ID") {
             let secret = match (get("VAULT_SECRET_ID"), get("VAULT_SECRET_ID_FILE")) {
@@ -253,8 +243,8 @@ impl AppRoleAuth {
             if get("VAULT_SECRET_ID").is_some() {
                 return Err(Error::invalid(
                     "VAULT_SECRET_ID",
-                    "it is set together with VAULT_ROLE_ID_FILE",
                     "VAULT_SECRET_ID_FILE with VAULT_ROLE_ID_FILE, or VAULT_SECRET_ID with VAULT_ROLE_ID",
+                    "it is set together with VAULT_ROLE_ID_FILE",
                 ));
             }
             return Ok(Self::from_files(
@@ -268,8 +258,8 @@ impl AppRoleAuth {
         if get("VAULT_APPROLE_S3_BUCKET").is_some() {
             return Err(Error::invalid(
                 "VAULT_APPROLE_S3_BUCKET",
-                "this binary was built without S3 support (vault-approle feature `s3`)",
                 "VAULT_ROLE_ID or VAULT_ROLE_ID_FILE, or a build with the `s3` feature",
+                "this binary was built without S3 support (vault-approle feature `s3`)",
             ));
         }
         #[cfg(feature = "s3")]
@@ -277,8 +267,8 @@ impl AppRoleAuth {
             let role = get("VAULT_APPROLE_ROLE").ok_or_else(|| {
                 Error::invalid(
                     "VAULT_APPROLE_ROLE",
-                    "it is not set",
                     "the Vault role name whose credentials are in VAULT_APPROLE_S3_BUCKET",
+                    "it is not set",
                 )
             })?;
             let store = S3CredentialStore::from_lookup(&lookup)?;
@@ -286,8 +276,8 @@ impl AppRoleAuth {
         }
         Err(Error::invalid(
             "VAULT_ROLE_ID",
-            "neither VAULT_ROLE_ID, VAULT_ROLE_ID_FILE nor VAULT_APPROLE_S3_BUCKET is set",
             "an AppRole role_id (value or file) or the S3 location of delivered credentials",
+            "neither VAULT_ROLE_ID, VAULT_ROLE_ID_FILE nor VAULT_APPROLE_S3_BUCKET is set",
         ))
     }
 
@@ -616,15 +606,15 @@ impl S3TokenAuth {
         let bucket = get("VAULT_TOKEN_S3_BUCKET").ok_or_else(|| {
             Error::invalid(
                 "VAULT_TOKEN_S3_BUCKET",
-                "it is not set",
                 "the bucket of the token object",
+                "it is not set",
             )
         })?;
         let key = get("VAULT_TOKEN_S3_KEY").ok_or_else(|| {
             Error::invalid(
                 "VAULT_TOKEN_S3_KEY",
-                "it is not set",
                 "the key of the token object",
+                "it is not set",
             )
         })?;
         Ok(Self::new(

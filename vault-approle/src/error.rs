@@ -7,17 +7,6 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A role specification, CloudFormation property or setting is invalid.
-    #[error("invalid {field}: {problem}; expected {expected}")]
-    Invalid {
-        /// The field, property or variable.
-        field: String,
-        /// What is wrong (never a secret value).
-        problem: String,
-        /// The form it must have.
-        expected: String,
-    },
-
     /// The policy the role would be bound to does not exist.
     #[error("policy {0} does not exist in Vault; create it first")]
     PolicyMissing(String),
@@ -30,7 +19,9 @@ pub enum Error {
     #[error(transparent)]
     Vault(#[from] vault_client::Error),
 
-    /// The Vault client could not be configured.
+    /// A role specification, CloudFormation property or setting is
+    /// invalid, or the Vault client could not be configured: the one
+    /// configuration error of every vault-aws crate (see [`Error::invalid`]).
     #[error(transparent)]
     Config(#[from] vault_client::ConfigError),
 
@@ -64,17 +55,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// An [`Error::Invalid`].
+    /// A value that cannot be used: the field, property or variable, the
+    /// form it must have, then what is wrong (never a secret value); the
+    /// argument order of [`vault_client::ConfigError::invalid`].
     pub fn invalid(
-        field: impl Into<String>,
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        expected: impl Into<std::borrow::Cow<'static, str>>,
         problem: impl Into<String>,
-        expected: impl Into<String>,
     ) -> Self {
-        Self::Invalid {
-            field: field.into(),
-            problem: problem.into(),
-            expected: expected.into(),
-        }
+        Self::Config(vault_client::ConfigError::invalid(field, expected, problem))
     }
 
     pub(crate) fn store(

@@ -45,6 +45,7 @@
 //! |---|---|
 //! | `s3` (default) | [`S3CredentialStore`], [`S3TokenAuth`] and the S3 source of [`AppRoleAuth::from_lookup`] (aws-sdk-s3); off, AppRole login from values, files or a directory store stays, in a much smaller binary |
 //! | `test-util` | `MockCredentialStore` (mockall) |
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod auth;
 pub mod cfn;

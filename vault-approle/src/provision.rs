@@ -76,8 +76,8 @@ impl std::str::FromStr for StoreLayout {
             "serverless-approle-manager" => Ok(Self::ServerlessAppRoleManager),
             other => Err(Error::invalid(
                 "store layout",
-                format!("got {:?}", other.chars().take(64).collect::<String>()),
                 "vault-aws or serverless-approle-manager",
+                format!("got {:?}", other.chars().take(64).collect::<String>()),
             )),
         }
     }
@@ -551,8 +551,8 @@ impl Provisioner {
         if !is_valid_role_name(role_name) {
             return Err(Error::invalid(
                 "role name",
-                format!("{role_name:?} is not a Vault role name"),
                 "letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'",
+                format!("{role_name:?} is not a Vault role name"),
             ));
         }
         let admin = self.admin().await?;
@@ -620,15 +620,15 @@ impl Provisioner {
         if !(rotate_below > 0.0 && rotate_below <= 1.0) {
             return Err(Error::invalid(
                 "rotation fraction",
-                format!("got {rotate_below}"),
                 "a fraction of the secret_id TTL above 0 and at most 1, e.g. 0.33",
+                format!("got {rotate_below}"),
             ));
         }
         let admin = self.admin().await?;
         let keys = self.store.list().await?;
         let mut report = RotationReport::default();
         for role in keys {
-            if deadline.is_some_and(|d| std::time::SystemTime::now() >= d) {
+            if deadline.is_some_and(|d| vault_client::clock::wall() >= d) {
                 report
                     .skipped
                     .push(RoleNote::new(&role, "no time left in this run"));
@@ -638,10 +638,10 @@ impl Provisioner {
                 Ok(Checked::Rotated(detail)) => report.rotated.push(RoleNote::new(&role, detail)),
                 Ok(Checked::Skipped(detail)) => report.skipped.push(RoleNote::new(&role, detail)),
                 Err(e) => {
-                    tracing::warn!(role = %role, error = %crate::cfn::with_causes(&e), "scheduled rotation failed for this role");
+                    tracing::warn!(role = %role, error = %vault_client::error_chain(&e), "scheduled rotation failed for this role");
                     report
                         .failed
-                        .push(RoleNote::new(&role, crate::cfn::with_causes(&e)));
+                        .push(RoleNote::new(&role, vault_client::error_chain(&e)));
                 }
             }
         }
@@ -752,7 +752,7 @@ impl Provisioner {
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
+    vault_client::clock::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)

@@ -70,7 +70,7 @@ impl S3Access {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         Self::lazy(get("AWS_ENDPOINT_URL_S3").or_else(|| get("AWS_ENDPOINT_URL")))
     }
 
@@ -183,12 +183,12 @@ impl S3CredentialStore {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = vault_client::non_blank(&lookup);
         let bucket = get("VAULT_APPROLE_S3_BUCKET").ok_or_else(|| {
             Error::invalid(
                 "VAULT_APPROLE_S3_BUCKET",
-                "it is not set",
                 "the S3 bucket that holds the delivered credentials",
+                "it is not set",
             )
         })?;
         let mut builder = Self::builder(bucket.trim()).access(S3Access::from_lookup(&lookup));
@@ -238,8 +238,8 @@ impl S3CredentialStoreBuilder {
         if !valid_bucket {
             return Err(Error::invalid(
                 "S3 bucket",
-                format!("{bucket:?} is not a bucket name"),
                 "3-63 lower-case letters, digits, '-' or '.'",
+                format!("{bucket:?} is not a bucket name"),
             ));
         }
         let mut prefix = self.prefix.trim().trim_start_matches('/').to_owned();
@@ -251,8 +251,8 @@ impl S3CredentialStoreBuilder {
         {
             return Err(Error::invalid(
                 "KMS key id",
-                "it is empty",
                 "a KMS key id, ARN or alias",
+                "it is empty",
             ));
         }
         Ok(S3CredentialStore {

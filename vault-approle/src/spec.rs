@@ -53,8 +53,8 @@ impl FromStr for DeliveryMode {
             "wrapped" => Ok(Self::Wrapped),
             other => Err(Error::invalid(
                 "delivery mode",
-                format!("got {other:?}"),
                 "shared or wrapped",
+                format!("got {other:?}"),
             )),
         }
     }
@@ -144,11 +144,11 @@ impl RoleSpec {
                 } else {
                     Err(Error::invalid(
                         "role name",
+                        "1-128 letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'",
                         format!(
                             "{:?} is not a Vault role name",
                             name.chars().take(80).collect::<String>()
                         ),
-                        "1-128 letters, digits, '_', '-' or '.', starting and ending with a letter, digit or '_'",
                     ))
                 }
             }
@@ -191,19 +191,19 @@ impl RoleSpec {
         if self.token_ttl.is_zero() {
             return Err(Error::invalid(
                 "token_ttl",
-                "it is zero",
                 "a positive duration such as 1h",
+                "it is zero",
             ));
         }
         if !self.token_max_ttl.is_zero() && self.token_max_ttl < self.token_ttl {
             return Err(Error::invalid(
                 "token_max_ttl",
+                "a duration at least as long as token_ttl (or 0 for the mount's maximum)",
                 format!(
                     "{}s is shorter than token_ttl {}s",
                     self.token_max_ttl.as_secs(),
                     self.token_ttl.as_secs()
                 ),
-                "a duration at least as long as token_ttl (or 0 for the mount's maximum)",
             ));
         }
         for c in &self.secret_id_bound_cidrs {
@@ -215,8 +215,8 @@ impl RoleSpec {
         if self.delivery == DeliveryMode::Wrapped && self.secret_id_num_uses != 1 {
             return Err(Error::invalid(
                 "secret_id_num_uses",
-                format!("{} with wrapped delivery", self.secret_id_num_uses),
                 "1 (a wrapped secret_id is single-use) or shared delivery",
+                format!("{} with wrapped delivery", self.secret_id_num_uses),
             ));
         }
         Ok(())
@@ -297,13 +297,13 @@ impl RoleSpecBuilder {
 fn check_name(field: &str, value: &str) -> Result<()> {
     const EXPECTED: &str = "1-64 characters: letters, digits, '_', '-' or '.'";
     if value.is_empty() {
-        return Err(Error::invalid(field, "it is empty", EXPECTED));
+        return Err(Error::invalid(field.to_owned(), EXPECTED, "it is empty"));
     }
     if value.len() > 64 {
         return Err(Error::invalid(
-            field,
-            format!("it has {} characters", value.len()),
+            field.to_owned(),
             EXPECTED,
+            format!("it has {} characters", value.len()),
         ));
     }
     if let Some(c) = value
@@ -311,9 +311,9 @@ fn check_name(field: &str, value: &str) -> Result<()> {
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
     {
         return Err(Error::invalid(
-            field,
-            format!("{value:?} contains {c:?}"),
+            field.to_owned(),
             EXPECTED,
+            format!("{value:?} contains {c:?}"),
         ));
     }
     Ok(())
@@ -328,9 +328,9 @@ fn check_cidr(field: &str, cidr: &str) -> Result<()> {
     };
     let ip: IpAddr = addr.parse().map_err(|_| {
         Error::invalid(
-            field,
-            format!("{cidr:?} is not an IP address or CIDR"),
+            field.to_owned(),
             EXPECTED,
+            format!("{cidr:?} is not an IP address or CIDR"),
         )
     })?;
     if let Some(p) = prefix {
@@ -339,9 +339,9 @@ fn check_cidr(field: &str, cidr: &str) -> Result<()> {
             Ok(n) if n <= max => {}
             _ => {
                 return Err(Error::invalid(
-                    field,
-                    format!("{cidr:?} has an invalid prefix length"),
+                    field.to_owned(),
                     EXPECTED,
+                    format!("{cidr:?} has an invalid prefix length"),
                 ));
             }
         }
@@ -358,7 +358,7 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
     const EXPECTED: &str = "an IAM role name or ARN (arn:aws:iam::<account>:role/[path/]<name>)";
     let s = iam.trim();
     if s.is_empty() {
-        return Err(Error::invalid("IAM role", "it is empty", EXPECTED));
+        return Err(Error::invalid("IAM role", EXPECTED, "it is empty"));
     }
     let name = if s.starts_with("arn:") {
         let parts: Vec<&str> = s.splitn(6, ':').collect();
@@ -367,8 +367,8 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
             _ => {
                 return Err(Error::invalid(
                     "IAM role",
-                    format!("{s:?} is not a complete ARN"),
                     EXPECTED,
+                    format!("{s:?} is not a complete ARN"),
                 ));
             }
         };
@@ -378,8 +378,8 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
             _ => {
                 return Err(Error::invalid(
                     "IAM role",
-                    format!("{s:?} is not an IAM role ARN"),
                     EXPECTED,
+                    format!("{s:?} is not an IAM role ARN"),
                 ));
             }
         }
@@ -394,8 +394,8 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
             other => {
                 return Err(Error::invalid(
                     "IAM role",
-                    format!("{s:?} contains {other:?}"),
                     EXPECTED,
+                    format!("{s:?} contains {other:?}"),
                 ));
             }
         }
@@ -404,15 +404,15 @@ pub fn role_name_from_iam(iam: &str) -> Result<String> {
     if trimmed.is_empty() {
         return Err(Error::invalid(
             "IAM role",
-            format!("{s:?} has no usable role name"),
             EXPECTED,
+            format!("{s:?} has no usable role name"),
         ));
     }
     if trimmed.len() > 128 {
         return Err(Error::invalid(
             "IAM role",
-            format!("the role name has {} characters", trimmed.len()),
             "at most 128 characters",
+            format!("the role name has {} characters", trimmed.len()),
         ));
     }
     Ok(trimmed.to_owned())
@@ -433,11 +433,11 @@ pub fn iam_role_name_as_given(iam: &str) -> Result<String> {
     } else {
         Err(Error::invalid(
             "IAM role",
+            "an IAM role name (1-64 letters, digits or +=,.@_-) or its ARN",
             format!(
                 "{:?} has no IAM role name",
                 iam.chars().take(80).collect::<String>()
             ),
-            "an IAM role name (1-64 letters, digits or +=,.@_-) or its ARN",
         ))
     }
 }
@@ -506,20 +506,20 @@ mod tests {
         let cases = [
             (
                 RoleSpec::builder("", "dev", "r").build(),
-                "invalid service: it is empty",
+                "service is invalid: it is empty",
             ),
             (
                 RoleSpec::builder("shop", "dev", "r")
                     .token_ttl(Duration::from_secs(600))
                     .token_max_ttl(Duration::from_secs(60))
                     .build(),
-                "invalid token_max_ttl",
+                "token_max_ttl is invalid",
             ),
             (
                 RoleSpec::builder("shop", "dev", "r")
                     .secret_id_bound_cidrs(vec!["10.0.0.0/33".into()])
                     .build(),
-                "invalid secret_id_bound_cidrs",
+                "secret_id_bound_cidrs is invalid",
             ),
             (
                 RoleSpec::builder("shop", "dev", "r")

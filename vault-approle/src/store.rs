@@ -219,7 +219,7 @@ impl Credentials {
 
 /// Now as RFC 3339 (UTC, seconds).
 pub(crate) fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
+    let secs = vault_client::clock::wall()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
@@ -349,8 +349,8 @@ impl DirectoryCredentialStore {
         if !crate::spec::is_valid_role_name(role) {
             return Err(Error::invalid(
                 "role name",
-                format!("{role:?} cannot name a file"),
                 "a Vault role name (letters, digits, '_', '-', '.')",
+                format!("{role:?} cannot name a file"),
             ));
         }
         Ok(self.dir.join(format!("{role}.json")))

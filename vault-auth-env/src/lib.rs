@@ -39,6 +39,7 @@
 //! |---|---|
 //! | `s3` (default) | `s3-token`, and AppRole credentials delivered through S3 (aws-sdk-s3); the Lambda extension leaves it out to stay small |
 //! | `sso` (default) | AWS IAM Identity Center (SSO) profiles in the IAM login's credential chain (aws-sdk-sso); the Lambda extension leaves it out |
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 use std::fmt;
 use std::str::FromStr;

@@ -108,7 +108,7 @@ impl CredentialSource {
 
     /// Credentials valid for at least [`REFRESH_WINDOW`] (or without expiry).
     pub(crate) async fn credentials(&self) -> Result<Credentials, AwsAuthError> {
-        let now = SystemTime::now();
+        let now = vault_client::clock::wall();
         if let Ok(cache) = self.cache.lock()
             && let Some(c) = cache.as_ref()
             && c.expiry().is_some_and(|e| e > now + REFRESH_WINDOW)
@@ -209,7 +209,7 @@ impl CredentialSource {
 /// Errors for credentials that are already expired.
 pub(crate) fn check_expiry(creds: &Credentials, provider: &str) -> Result<(), AwsAuthError> {
     if let Some(expiry) = creds.expiry()
-        && let Ok(ago) = SystemTime::now().duration_since(expiry)
+        && let Ok(ago) = vault_client::clock::wall().duration_since(expiry)
     {
         return Err(AwsAuthError::ExpiredCredentials {
             provider: provider.to_owned(),

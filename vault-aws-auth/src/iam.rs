@@ -499,7 +499,7 @@ impl AwsIamAuth {
     /// send the login themselves.
     pub async fn login_payload(&self) -> Result<IamLoginPayload, AwsAuthError> {
         let creds = self.credentials.credentials().await?;
-        self.sign_with(&creds, SystemTime::now())
+        self.sign_with(&creds, vault_client::clock::wall())
     }
 
     /// Builds the signed login body with the given credentials and signing time.
@@ -678,7 +678,7 @@ mod tests {
         .unwrap();
         assert_eq!(a.mount(), "aws-prod");
         assert_eq!(a.sts_endpoint(), "https://sts.eu-central-1.amazonaws.com/");
-        let p = a.sign_with(&creds(), SystemTime::now()).unwrap();
+        let p = a.sign_with(&creds(), vault_client::clock::wall()).unwrap();
         let h = decoded_headers(&p);
         assert_eq!(
             h[IAM_SERVER_ID_HEADER],

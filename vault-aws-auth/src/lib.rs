@@ -37,6 +37,7 @@
 //! | feature | enables |
 //! |---|---|
 //! | `sso` (default) | AWS IAM Identity Center (SSO) profiles in the default credential chain (aws-sdk-sso, aws-sdk-ssooidc); the Lambda extension leaves it out to stay small |
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod credentials;
 mod ec2;

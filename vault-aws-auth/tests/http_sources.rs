@@ -243,6 +243,20 @@ async fn credentials_are_reused_only_while_they_stay_valid() {
     auth.login_payload().await.unwrap();
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 
+    // Time passes (vault_client::clock): credentials of an hour are reused
+    // 54 minutes later (6 min left) and fetched again at 56 (4 min left,
+    // inside the 5 min refresh window), as after a long Lambda freeze.
+    let (auth, calls) = counting(Some(Duration::from_secs(3600)), false);
+    auth.login_payload().await.unwrap();
+    vault_client::clock::shifted(Duration::from_secs(54 * 60), auth.login_payload())
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    vault_client::clock::shifted(Duration::from_secs(56 * 60), auth.login_payload())
+        .await
+        .unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
     // Without expiry (static keys): asked every time, so a rotated key is seen.
     let (auth, calls) = counting(None, false);
     auth.login_payload().await.unwrap();

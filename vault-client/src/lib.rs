@@ -37,10 +37,12 @@
 //! timeouts, 429, 5xx; never other 4xx) use exponential backoff with jitter.
 //!
 //! Feature `test-util`: `MockVaultAuth`, a mockall mock of [`VaultAuth`].
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod approle;
 mod auth;
 mod client;
+pub mod clock;
 mod config;
 mod error;
 mod files;

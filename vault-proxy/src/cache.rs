@@ -184,7 +184,7 @@ impl Cached {
     /// Time since the proxy sent the read to Vault, by the longer of the
     /// monotonic clock and the wall clock (a frozen Lambda process).
     pub(crate) fn age(&self) -> Duration {
-        let wall = SystemTime::now()
+        let wall = vault_client::clock::wall()
             .duration_since(self.fetched_wall)
             .unwrap_or_default();
         self.fetched.elapsed().max(wall)
@@ -489,7 +489,7 @@ impl ResponseCache {
     ) -> Shared<BoxFuture<'static, Outcome>> {
         let scope = lock(&self.inner.scopes).generation(key.scope());
         let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-        let fetched = (Instant::now(), SystemTime::now());
+        let fetched = (vault_client::clock::now(), vault_client::clock::wall());
         let this = self.clone();
         let (task_key, task_scope) = (key.clone(), scope.clone());
         let task = tokio::spawn(async move {
@@ -617,8 +617,9 @@ impl ResponseCache {
                 } else {
                     // Retried before the lease ends, but at most every 250 ms.
                     let backoff = Duration::from_millis(250 << failures.min(7));
-                    let left = expires.saturating_duration_since(Instant::now());
-                    Instant::now() + backoff.min(left / 2).max(Duration::from_millis(250))
+                    let left = expires.saturating_duration_since(vault_client::clock::now());
+                    vault_client::clock::now()
+                        + backoff.min(left / 2).max(Duration::from_millis(250))
                 };
                 (at, lease.id.clone(), lease.increment, e.generation)
             };
@@ -630,7 +631,7 @@ impl ResponseCache {
             if e.age() >= e.ttl() || !self.still_stored(&key, &e, false).await {
                 return;
             }
-            let started = Instant::now();
+            let started = vault_client::clock::now();
             match leases.renew(&id, increment, generation).await {
                 Renewal::Renewed { granted, renewable } => {
                     self.inner.metrics.inc(Event::LeaseRenewal);

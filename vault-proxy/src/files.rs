@@ -211,7 +211,7 @@ impl SecretFiles {
             return Ok(());
         };
         let token = self.tokens.token().await?;
-        let started = Instant::now();
+        let started = vault_client::clock::now();
         let result = self
             .tokens
             .client()
@@ -242,7 +242,7 @@ impl SecretFiles {
 
     /// Reads the secret and (re)writes its file.
     async fn refresh(&self, spec: &SecretFileSpec) -> Result<SecretFileState, FileError> {
-        let started = Instant::now();
+        let started = vault_client::clock::now();
         let (body, generation) = self.read(spec).await?;
         vault_client::write_private_file(&spec.file, &body).map_err(|source| FileError::Write {
             file: spec.file.clone(),
@@ -327,7 +327,7 @@ mod tests {
 
     #[tokio::test]
     async fn leases_are_parsed_from_the_envelope() {
-        let now = Instant::now();
+        let now = vault_client::clock::now();
         let l = lease_of(
             br#"{"lease_id":"database/creds/app/x","lease_duration":300,"renewable":true}"#,
             now,

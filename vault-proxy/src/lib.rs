@@ -33,6 +33,7 @@
 //! No feature flags. Secrets: tokens are `SecretString`s and sensitive
 //! header values; `Debug` output and logs show accessors, never tokens or
 //! secret values.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod cache;
 mod config;

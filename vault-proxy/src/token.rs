@@ -106,8 +106,10 @@ impl Token {
 
     /// Time left by the wall clock; `None` for a token that does not expire.
     pub fn remaining(&self) -> Option<Duration> {
-        self.expires_wall
-            .map(|e| e.duration_since(SystemTime::now()).unwrap_or_default())
+        self.expires_wall.map(|e| {
+            e.duration_since(vault_client::clock::wall())
+                .unwrap_or_default()
+        })
     }
 
     /// How long before expiry the token counts as expired: the grace
@@ -123,10 +125,10 @@ impl Token {
         let margin = self.margin(grace);
         let wall_ok = self
             .expires_wall
-            .is_none_or(|e| SystemTime::now() + margin < e);
+            .is_none_or(|e| vault_client::clock::wall() + margin < e);
         let mono_ok = self
             .expires_mono
-            .is_none_or(|e| Instant::now() + margin < e);
+            .is_none_or(|e| vault_client::clock::now() + margin < e);
         wall_ok && mono_ok
     }
 }
@@ -373,7 +375,7 @@ impl TokenManager {
         if !background && let Some(error) = self.throttled() {
             return Err(error);
         }
-        let started = Instant::now();
+        let started = vault_client::clock::now();
         match self.inner.auth.login(&self.inner.client).await {
             Ok(auth) => {
                 self.inner.metrics.inc(Event::Login);
@@ -401,7 +403,7 @@ impl TokenManager {
                 if let Ok(mut f) = self.inner.failure.lock() {
                     let consecutive = f.as_ref().map_or(0, |f| f.consecutive) + 1;
                     *f = Some(Failure {
-                        at: Instant::now(),
+                        at: vault_client::clock::now(),
                         consecutive,
                         error: error.clone(),
                     });
@@ -443,7 +445,7 @@ impl TokenManager {
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let ttl = auth.ttl();
         // The TTL counts from when Vault issued it: measure from before the call.
-        let wall_start = SystemTime::now() - started.elapsed();
+        let wall_start = vault_client::clock::wall() - started.elapsed();
         let token = Arc::new(Token {
             secret: auth.client_token,
             header,
@@ -466,7 +468,7 @@ impl TokenManager {
         let Some(ttl) = token.base_ttl else {
             return Ok(true);
         };
-        let started = Instant::now();
+        let started = vault_client::clock::now();
         let result = self
             .inner
             .client
@@ -479,7 +481,7 @@ impl TokenManager {
                 let granted = Duration::from_secs(auth.lease_duration);
                 // Vault grants less than asked once the max TTL is near.
                 let capped = granted + Duration::from_secs(1) < ttl || !auth.renewable;
-                let wall_start = SystemTime::now() - started.elapsed();
+                let wall_start = vault_client::clock::wall() - started.elapsed();
                 let renewed = Arc::new(Token {
                     secret: token.secret.clone(),
                     header: token.header.clone(),
@@ -521,7 +523,7 @@ impl TokenManager {
             changed.borrow_and_update();
             let current = self.inner.current.load_full();
             let plan = match &current {
-                None => Plan::Login(Instant::now()),
+                None => Plan::Login(vault_client::clock::now()),
                 Some(t) => plan(t, grace, fastrand::f64()),
             };
             let at = match plan {
@@ -807,7 +809,7 @@ mod tests {
         });
         let m = manager(mock, Duration::from_secs(10));
         let task = m.start();
-        let started = Instant::now();
+        let started = vault_client::clock::now();
         let err = m.wait_ready(Duration::from_secs(10)).await.unwrap_err();
         // Paused time: the virtual clock only moves while the wait sleeps.
         assert!(
@@ -830,7 +832,7 @@ mod tests {
             generation: 1,
             renewable: true,
             base_ttl: None,
-            since_mono: Instant::now(),
+            since_mono: vault_client::clock::now(),
             expires_wall: None,
             expires_mono: None,
             capped: false,
@@ -841,7 +843,7 @@ mod tests {
             "{text}"
         );
         let expired = Token {
-            expires_wall: Some(SystemTime::now() - Duration::from_secs(1)),
+            expires_wall: Some(vault_client::clock::wall() - Duration::from_secs(1)),
             base_ttl: Some(Duration::from_secs(60)),
             ..token
         };

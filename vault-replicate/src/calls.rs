@@ -68,7 +68,7 @@ impl RateLimiter {
         if self.interval.is_zero() {
             return;
         }
-        let now = Instant::now();
+        let now = vault_client::clock::now();
         let slot = match self.next.lock() {
             Ok(mut next) => {
                 let slot = next.map_or(now, |n| n.max(now));
@@ -139,14 +139,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn limiter_spaces_calls_evenly() {
         let l = RateLimiter::new(10);
-        let start = Instant::now();
+        let start = vault_client::clock::now();
         for _ in 0..11 {
             l.acquire().await;
         }
         // 11 calls at 10/s: the last starts 1 s after the first.
         assert_eq!(start.elapsed(), Duration::from_secs(1));
         let unlimited = RateLimiter::new(0);
-        let start = Instant::now();
+        let start = vault_client::clock::now();
         for _ in 0..100 {
             unlimited.acquire().await;
         }
@@ -156,12 +156,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn limits_are_per_operation() {
         let l = RateLimits::new(2, &[("ListSecrets", 4)]);
-        let start = Instant::now();
+        let start = vault_client::clock::now();
         for _ in 0..5 {
             l.acquire("ListSecrets").await;
         }
         assert_eq!(start.elapsed(), Duration::from_secs(1));
-        let start = Instant::now();
+        let start = vault_client::clock::now();
         for _ in 0..3 {
             l.acquire("PutSecretValue").await;
         }

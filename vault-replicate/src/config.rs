@@ -460,12 +460,12 @@ impl ReplicateConfig {
     /// `deadline` minus the margin ([`Self::deadline_margin`]).
     pub fn stop_at(&self, deadline: std::time::SystemTime) -> tokio::time::Instant {
         let left = deadline
-            .duration_since(std::time::SystemTime::now())
+            .duration_since(vault_client::clock::wall())
             .unwrap_or_default();
         let margin = self
             .deadline_margin
             .unwrap_or_else(|| DEFAULT_DEADLINE_MARGIN.min(left / 4));
-        tokio::time::Instant::now() + left.saturating_sub(margin)
+        vault_client::clock::now() + left.saturating_sub(margin)
     }
 
     /// The SNS notifier, when a topic is configured.
@@ -595,8 +595,8 @@ mod tests {
 
     #[test]
     fn stop_at_leaves_the_margin() {
-        let now = tokio::time::Instant::now();
-        let in_a_minute = std::time::SystemTime::now() + std::time::Duration::from_secs(60);
+        let now = vault_client::clock::now();
+        let in_a_minute = vault_client::clock::wall() + std::time::Duration::from_secs(60);
         let c = cfg(&[]).unwrap();
         let stop = c.stop_at(in_a_minute) - now;
         assert!(
@@ -604,7 +604,7 @@ mod tests {
                 && stop <= std::time::Duration::from_millis(50_100),
             "{stop:?}"
         );
-        let in_4s = std::time::SystemTime::now() + std::time::Duration::from_secs(4);
+        let in_4s = vault_client::clock::wall() + std::time::Duration::from_secs(4);
         let stop = c.stop_at(in_4s) - now;
         assert!(
             stop <= std::time::Duration::from_millis(3_100),
@@ -617,7 +617,7 @@ mod tests {
                 && stop > std::time::Duration::from_secs(3),
             "{stop:?}"
         );
-        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+        let past = vault_client::clock::wall() - std::time::Duration::from_secs(1);
         assert!(c.stop_at(past) - now < std::time::Duration::from_millis(100));
     }
 }

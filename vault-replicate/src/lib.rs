@@ -40,6 +40,7 @@
 //! Feature `test-util`: mockall mocks `MockSource`, `MockTarget`, `MockNotifier`.
 //!
 //! [`SecretMap`]: vault_client::SecretMap
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 pub mod aws;
 mod calls;

@@ -213,7 +213,7 @@ impl Replicator {
             && !reused
             && let Ok(mut last) = self.last_full_list.lock()
         {
-            *last = Some(Instant::now());
+            *last = Some(vault_client::clock::now().into_std());
         }
         Ok(Listed {
             plan: plan(&source, &target, &self.policy),
@@ -268,7 +268,7 @@ impl Replicator {
     /// `left`; the next run plans it again. Leave a margin after `stop_at`
     /// for the S3 manifest, the SNS summary and the answer.
     pub async fn run_until(&self, dry_run: bool, stop_at: Option<Deadline>) -> Report {
-        let started = Instant::now();
+        let started = vault_client::clock::now().into_std();
         let calls = ApiCalls::new();
         let mut report = Report {
             target: self
@@ -334,7 +334,7 @@ impl Replicator {
         // It writes outside the scheduled runs: a remembered listing would
         // no longer be what the target holds.
         self.forget_listing();
-        let started = Instant::now();
+        let started = vault_client::clock::now().into_std();
         let calls = ApiCalls::new();
         let mut report = Report {
             target: self
@@ -481,7 +481,7 @@ impl Replicator {
     ) -> Outcome {
         let outcome = match stop_at {
             None => self.execute_item(item, calls).await,
-            Some(stop) if Deadline::now() >= stop => Outcome::Left,
+            Some(stop) if vault_client::clock::now() >= stop => Outcome::Left,
             Some(stop) => tokio::time::timeout_at(stop, self.execute_item(item, calls))
                 .await
                 .unwrap_or(Outcome::Left),

@@ -485,7 +485,7 @@ impl Watcher {
     async fn work(&self, mut rx: mpsc::Receiver<Received>) {
         let metrics = &self.metrics;
         let mut pending: HashMap<(String, String), Pending> = HashMap::new();
-        let mut next_log = Instant::now() + self.config.metrics_every;
+        let mut next_log = vault_client::clock::now() + self.config.metrics_every;
         let add = |pending: &mut HashMap<(String, String), Pending>,
                    Received { change, at, since }: Received| {
             metrics.queue_depth.fetch_sub(1, Ordering::Relaxed);
@@ -522,7 +522,7 @@ impl Watcher {
             }
             // Coalesce: gather everything that arrives within the window.
             if pending.values().any(|p| p.attempts == 0) {
-                let until = Instant::now() + self.config.window;
+                let until = vault_client::clock::now() + self.config.window;
                 loop {
                     tokio::select! {
                         got = rx.recv() => match got {
@@ -533,7 +533,7 @@ impl Watcher {
                     }
                 }
             }
-            let now = Instant::now();
+            let now = vault_client::clock::now();
             let due: Vec<(String, String)> = pending
                 .iter()
                 .filter(|(_, p)| p.not_before <= now)
@@ -544,8 +544,8 @@ impl Watcher {
                 .store(pending.len() as u64, Ordering::Relaxed);
             if !due.is_empty() {
                 let failed = self.replicate(&due).await;
-                let done = Instant::now();
-                let written = SystemTime::now();
+                let done = vault_client::clock::now();
+                let written = vault_client::clock::wall();
                 for key in due {
                     if failed.contains(&key) {
                         if let Some(p) = pending.get_mut(&key) {
@@ -569,9 +569,9 @@ impl Watcher {
                     .pending
                     .store(pending.len() as u64, Ordering::Relaxed);
             }
-            if Instant::now() >= next_log {
+            if vault_client::clock::now() >= next_log {
                 metrics.log();
-                next_log = Instant::now() + self.config.metrics_every;
+                next_log = vault_client::clock::now() + self.config.metrics_every;
             }
         }
     }
@@ -696,11 +696,11 @@ async fn accept_loop(
                 };
                 let since = change.time.unwrap_or_else(|| {
                     metrics.time_fallbacks.fetch_add(1, Ordering::Relaxed);
-                    SystemTime::now()
+                    vault_client::clock::wall()
                 });
                 let item = Received {
                     change,
-                    at: Instant::now(),
+                    at: vault_client::clock::now(),
                     since,
                 };
                 match tx.try_send(item) {

@@ -8,6 +8,7 @@
 //! written to disk; `VAULT_ENV_*` and vault-exec's own credentials variables
 //! are not passed on, nor `VAULT_TOKEN` unless `--pass-token`. Any missing
 //! secret stops it before the app starts. See docs/approle.md.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod auth;
 mod role;

@@ -7,6 +7,7 @@
 //! event then gets a FAILED answer naming the problem, so no stack hangs.
 //! EventBridge scheduled events run the scheduled rotation of the shared
 //! secret_ids (docs/approle.md, "Scheduled rotation").
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod auth;
 

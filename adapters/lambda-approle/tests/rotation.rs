@@ -167,7 +167,7 @@ async fn scheduled_rotation_keeps_every_login_working_for_six_ttls() {
                 Err(e) => failed.push(format!(
                     "{:.1}s: {}",
                     started.elapsed().as_secs_f64(),
-                    vault_approle::cfn::with_causes(&e)
+                    vault_client::error_chain(&e)
                 )),
             }
             most_live = most_live.max(live_accessors(&root, "shoptask").await);

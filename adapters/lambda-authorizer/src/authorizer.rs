@@ -10,6 +10,14 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio::time::Instant;
 
+/// The token cache's clock: tokio's, so tests move it with
+/// `tokio::time::advance`. (This crate does not link vault-client, the
+/// home of the workspace's clock: an authorizer never talks to Vault.)
+#[allow(clippy::disallowed_methods)] // this crate's one reading of the clock
+fn clock_now() -> Instant {
+    Instant::now()
+}
+
 use crate::config::AuthorizerConfig;
 use crate::request::{
     AuthorizerEvent, Decision, DenyReason, PolicyResource, extract_credential, response,
@@ -145,7 +153,7 @@ impl Authorizer {
             policy_resource: config.policy_resource,
             state: ArcSwap::from_pointee(State {
                 tokens,
-                next_read: Instant::now(),
+                next_read: clock_now(),
             }),
         }
     }
@@ -168,7 +176,7 @@ impl Authorizer {
         let Some(source) = &self.source else {
             return state.tokens.clone();
         };
-        let now = Instant::now();
+        let now = clock_now();
         if now < state.next_read {
             return state.tokens.clone();
         }
@@ -188,7 +196,7 @@ impl Authorizer {
                 );
                 State {
                     tokens: Some(all),
-                    next_read: Instant::now() + self.refresh,
+                    next_read: clock_now() + self.refresh,
                 }
             }
             (Err(e), Some(old)) => {

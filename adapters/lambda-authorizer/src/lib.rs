@@ -44,6 +44,7 @@
 //!
 //! The binary `lambda-authorizer` (this package's `src/main.rs`) runs
 //! [`Authorizer`] under `lambda_runtime`.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod authorizer;
 mod config;

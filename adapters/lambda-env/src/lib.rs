@@ -48,6 +48,7 @@
 //! assert_eq!((logs.format, logs.directives.as_str()), (LogFormat::Json, "warn"));
 //! logs.init();
 //! ```
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod logging;
 

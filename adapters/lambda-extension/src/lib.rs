@@ -18,6 +18,7 @@
 //! | `auth` | the login, from the environment |
 //!
 //! Configuration: docs/proxy.md.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod auth;
 mod init;

@@ -5,9 +5,9 @@
 //! [`vault_aws_lambda_extension::run`] with the process environment.
 //!
 //! Configuration: docs/proxy.md.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 use std::process::ExitCode;
-use std::time::Instant;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -15,7 +15,7 @@ fn env(name: &str) -> Option<String> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let started = Instant::now();
+    let started = vault_client::clock::now().into_std();
     // Lambda's logging configuration (AWS_LAMBDA_LOG_FORMAT/LEVEL), with
     // VAULT_LOG_LEVEL first as in hashicorp/vault-lambda-extension; set up
     // before the settings are read, so an error about them is logged too.

@@ -37,7 +37,7 @@ impl Shutdown {
     /// nothing.
     pub(crate) async fn handle(&self, event: LambdaEvent) -> Result<(), lambda_extension::Error> {
         if let NextEvent::Shutdown(e) = event.next {
-            let budget = budget(e.deadline_ms, SystemTime::now());
+            let budget = budget(e.deadline_ms, vault_client::clock::wall());
             tracing::info!(reason = %e.shutdown_reason, budget_ms = budget.as_millis() as u64, "shutting down");
             self.cancel.cancel();
             if let Some(tokens) = self.managed.get() {

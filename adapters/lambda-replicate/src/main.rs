@@ -11,6 +11,7 @@
 //! the invocation's deadline (`REPLICATE_DEADLINE_MARGIN_MS`): it returns
 //! its reports with `left` > 0, publishes "partial: N left", and the next
 //! run continues.
+#![cfg_attr(not(test), warn(clippy::disallowed_methods))] // time via vault_client::clock
 
 mod auth;
 

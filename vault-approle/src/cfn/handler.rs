@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use super::operation::{Done, process};
 use super::request::{CfnRequest, salvage_response_url};
 use super::response::{CfnResponse, Status, send};
-use super::with_causes;
 use crate::provision::Provisioner;
 use crate::spec::DeliveryMode;
+use vault_client::error_chain;
 
 /// Default time kept free before the Lambda deadline to send the response.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(5);
@@ -171,13 +171,15 @@ impl CfnHandler {
             }
         };
         let until = deadline.map(|d| {
-            let left = d.duration_since(SystemTime::now()).unwrap_or_default();
-            SystemTime::now() + left.saturating_sub(self.margin_for(left))
+            let left = d
+                .duration_since(vault_client::clock::wall())
+                .unwrap_or_default();
+            vault_client::clock::wall() + left.saturating_sub(self.margin_for(left))
         });
         let report = match provisioner.rotate_due(self.rotate_below, until).await {
             Ok(r) => r,
             Err(e) => {
-                let message = format!("scheduled rotation failed: {}", with_causes(&e));
+                let message = format!("scheduled rotation failed: {}", error_chain(&e));
                 tracing::error!(error = %message, "scheduled rotation not run");
                 return Err(message);
             }
@@ -292,7 +294,9 @@ impl CfnHandler {
         let abort = work.abort_handle();
         let (budget, margin) = match deadline {
             Some(d) => {
-                let left = d.duration_since(SystemTime::now()).unwrap_or_default();
+                let left = d
+                    .duration_since(vault_client::clock::wall())
+                    .unwrap_or_default();
                 let margin = self.margin_for(left);
                 (Some(left.saturating_sub(margin)), margin)
             }

@@ -8,9 +8,9 @@ use super::operation::Done;
 use super::properties::spec_from_properties;
 use super::request::CfnRequest;
 use super::response::Status;
-use super::with_causes;
 use crate::provision::Provisioner;
 use crate::spec::DeliveryMode;
+use vault_client::error_chain;
 
 /// Whether `id` is a physical id of kickstarter's serverless AppRole
 /// manager: the Lambda log stream name of the invocation that created the
@@ -88,9 +88,9 @@ pub(super) async fn delete_legacy(
                 physical_id: id,
                 data: Map::new(),
             },
-            Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
+            Err(e) => Done::failed(id, format!("delete failed: {}", error_chain(&e))),
         },
-        Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
+        Err(e) => Done::failed(id, format!("delete failed: {}", error_chain(&e))),
     }
 }
 

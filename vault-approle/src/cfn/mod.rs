@@ -54,22 +54,3 @@ pub use legacy::is_legacy_physical_id;
 pub use properties::{CLOUDFORMATION_PROPERTIES, spec_from_properties};
 pub use request::{CfnRequest, FAILED_CREATE_PREFIX, RequestType};
 pub use response::{CfnResponse, MAX_BODY, Status};
-
-/// An error with every cause of its chain that its own message does not
-/// already say, e.g. `token login failed: cannot look up the token: error
-/// sending request for url (https://vault:8200/...): tcp connect error:
-/// Connection refused`. The crate's errors never hold a secret, nor do the
-/// causes they keep.
-pub fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !text.is_empty() && !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = c.source();
-    }
-    message
-}

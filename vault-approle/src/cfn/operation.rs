@@ -10,9 +10,9 @@ use super::legacy::{delete_legacy, is_legacy_physical_id};
 use super::properties::{own_properties, spec_from_properties};
 use super::request::{CfnRequest, FAILED_CREATE_PREFIX, RequestType};
 use super::response::Status;
-use super::with_causes;
 use crate::provision::Provisioner;
 use crate::spec::{DeliveryMode, is_valid_role_name};
+use vault_client::error_chain;
 
 pub(super) struct Done {
     pub(super) status: Status,
@@ -60,7 +60,7 @@ pub(super) async fn process(
             };
             match provisioner.provision(&spec).await {
                 Ok(p) => success(p, "created"),
-                Err(e) => Done::failed(id, format!("create failed: {}", with_causes(&e))),
+                Err(e) => Done::failed(id, format!("create failed: {}", error_chain(&e))),
             }
         }
         RequestType::Update => {
@@ -93,14 +93,14 @@ pub(super) async fn process(
                     Ok(Some(p)) => return success(p, "unchanged"),
                     Ok(None) => {} // gone: converge below
                     Err(e) => {
-                        return Done::failed(old_id, format!("update failed: {}", with_causes(&e)));
+                        return Done::failed(old_id, format!("update failed: {}", error_chain(&e)));
                     }
                 }
             }
             if new_name == old_id {
                 match provisioner.update(&spec).await {
                     Ok(p) => success(p, "updated in place"),
-                    Err(e) => Done::failed(old_id, format!("update failed: {}", with_causes(&e))),
+                    Err(e) => Done::failed(old_id, format!("update failed: {}", error_chain(&e))),
                 }
             } else {
                 // A new IAM role: a new Vault role and a new physical id;
@@ -116,7 +116,7 @@ pub(super) async fn process(
                     Ok(p) => success(p, what),
                     Err(e) => Done::failed(
                         old_id,
-                        format!("update (replacement) failed: {}", with_causes(&e)),
+                        format!("update (replacement) failed: {}", error_chain(&e)),
                     ),
                 }
             }
@@ -170,7 +170,7 @@ pub(super) async fn process(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    return Done::failed(id, format!("delete failed: {}", with_causes(&e)));
+                    return Done::failed(id, format!("delete failed: {}", error_chain(&e)));
                 }
             }
             match provisioner.deprovision_keyed(&id, &key).await {
@@ -180,7 +180,7 @@ pub(super) async fn process(
                     physical_id: id,
                     data: Map::new(),
                 },
-                Err(e) => Done::failed(id, format!("delete failed: {}", with_causes(&e))),
+                Err(e) => Done::failed(id, format!("delete failed: {}", error_chain(&e))),
             }
         }
     }

@@ -41,7 +41,7 @@ fn prop_string(props: &Map<String, Value>, name: &str) -> Result<Option<String>>
     match prop(props, name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => text(v).map(|s| Some(s.trim().to_owned())).ok_or_else(|| {
-            Error::invalid(format!("property {name}"), "it is not a string", "a string")
+            Error::invalid(format!("property {name}"), "a string", "it is not a string")
         }),
     }
 }
@@ -55,8 +55,8 @@ fn prop_list(props: &Map<String, Value>, name: &str) -> Result<Vec<String>> {
                 text(v).map(|s| s.trim().to_owned()).ok_or_else(|| {
                     Error::invalid(
                         format!("property {name}"),
-                        "a list item is not a string",
                         "a list of strings",
+                        "a list item is not a string",
                     )
                 })
             })
@@ -72,8 +72,8 @@ fn prop_list(props: &Map<String, Value>, name: &str) -> Result<Vec<String>> {
             .ok_or_else(|| {
                 Error::invalid(
                     format!("property {name}"),
-                    "it is neither a string nor a list",
                     "comma-separated values or a list",
+                    "it is neither a string nor a list",
                 )
             }),
     }
@@ -97,8 +97,8 @@ fn prop_duration(props: &Map<String, Value>, name: &'static str) -> Result<Optio
             .ok_or_else(|| {
                 Error::invalid(
                     format!("property {name}"),
-                    format!("got {:?}", truncate(&raw, 64)),
                     EXPECTED,
+                    format!("got {:?}", truncate(&raw, 64)),
                 )
             });
     }
@@ -107,8 +107,8 @@ fn prop_duration(props: &Map<String, Value>, name: &'static str) -> Result<Optio
         .map_err(|_| {
             Error::invalid(
                 format!("property {name}"),
-                format!("got {:?}", truncate(&raw, 64)),
                 EXPECTED,
+                format!("got {:?}", truncate(&raw, 64)),
             )
         })
 }
@@ -144,8 +144,8 @@ pub fn spec_from_properties(
     }) {
         return Err(Error::invalid(
             format!("property {}", truncate(unknown, 64)),
-            "it is not a known property",
             format!("one of {}", KNOWN.join(", ")),
+            "it is not a known property",
         ));
     }
     let required = |name: &str| -> Result<String> {
@@ -154,8 +154,8 @@ pub fn spec_from_properties(
             .ok_or_else(|| {
                 Error::invalid(
                     format!("property {name}"),
-                    "it is missing or empty",
                     "a non-empty string",
+                    "it is missing or empty",
                 )
             })
     };
@@ -177,8 +177,8 @@ pub fn spec_from_properties(
         let uses = raw.parse::<u64>().map_err(|_| {
             Error::invalid(
                 "property SecretIdNumUses",
-                format!("got {:?}", truncate(&raw, 64)),
                 "a non-negative integer",
+                format!("got {:?}", truncate(&raw, 64)),
             )
         })?;
         builder = builder.secret_id_num_uses(uses);
@@ -187,8 +187,8 @@ pub fn spec_from_properties(
         Some(raw) => raw.parse::<DeliveryMode>().map_err(|_| {
             Error::invalid(
                 "property Delivery",
-                format!("got {:?}", truncate(&raw, 64)),
                 "shared or wrapped",
+                format!("got {:?}", truncate(&raw, 64)),
             )
         })?,
         None => default_delivery,
@@ -228,7 +228,7 @@ mod tests {
         for (props, needle) in [
             (
                 json!({"Service": "s", "Environment": "d"}),
-                "property Iam: it is missing",
+                "property Iam is invalid: it is missing",
             ),
             (
                 json!({"Service": "s", "Environment": "d", "Iam": "r", "TokenTTL": "soon"}),
@@ -236,11 +236,11 @@ mod tests {
             ),
             (
                 json!({"Service": "s", "Environment": "d", "Iam": "r", "Colour": "red"}),
-                "property Colour: it is not a known property",
+                "property Colour is invalid: it is not a known property",
             ),
             (
                 json!({"Service": {"a": 1}, "Environment": "d", "Iam": "r"}),
-                "property Service: it is not a string",
+                "property Service is invalid: it is not a string",
             ),
             (
                 json!({"Service": "s", "Environment": "d", "Iam": "r", "Delivery": "pigeon"}),

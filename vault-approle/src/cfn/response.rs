@@ -128,7 +128,10 @@ pub(super) async fn send(
     for attempt in 0..3u32 {
         if attempt > 0 {
             let delay = Duration::from_millis(500 * u64::from(attempt));
-            let left = deadline.map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+            let left = deadline.map(|d| {
+                d.duration_since(vault_client::clock::wall())
+                    .unwrap_or_default()
+            });
             if left.is_some_and(|l| l < delay + Duration::from_secs(1)) {
                 break;
             }

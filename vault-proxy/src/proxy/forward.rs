@@ -3,7 +3,6 @@
 //! streamed.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};
@@ -174,7 +173,7 @@ impl Proxy {
         let st = &self.state;
         let mut headers = headers.clone();
         headers.insert(X_VAULT_TOKEN, token.header().clone());
-        let started = Instant::now();
+        let started = vault_client::clock::now().into_std();
         let result = st
             .http
             .request(method.clone(), url.clone())
