@@ -32,6 +32,10 @@ pub enum TokenError {
         message: String,
         /// Whether trying again may help.
         retryable: bool,
+        /// The login's own error, kept for `source()` (its text is already
+        /// in `message`).
+        #[source]
+        source: Option<Arc<vault_client::Error>>,
     },
     /// No login finished within the configured wait.
     #[error("no vault token within {0:?}: the login is still in progress or vault is slow")]
@@ -398,6 +402,7 @@ impl TokenManager {
                     method: self.inner.auth.method(),
                     message: error_chain(&e),
                     retryable: e.is_retryable(),
+                    source: Some(Arc::new(e)),
                 };
                 tracing::warn!(error = %error, "vault login failed");
                 if let Ok(mut f) = self.inner.failure.lock() {
@@ -439,6 +444,7 @@ impl TokenManager {
                     method: self.inner.auth.method(),
                     message: "vault returned a token that is not a valid header value".into(),
                     retryable: false,
+                    source: None,
                 }
             })?;
         header.set_sensitive(true);
@@ -819,6 +825,11 @@ mod tests {
         );
         assert!(!err.is_retryable(), "{err}");
         assert!(err.to_string().contains("role_id file"), "{err}");
+        // The login's error is kept as the source, not only as text, and
+        // rendering the chain does not repeat it.
+        let source = std::error::Error::source(&err).expect("the login error is the source");
+        assert!(source.to_string().contains("role_id file"), "{source}");
+        assert_eq!(vault_client::error_chain(&err), err.to_string());
         m.shutdown(Duration::from_millis(10)).await;
         task.await.unwrap();
     }
