@@ -306,14 +306,23 @@ async fn cache_hits_leases_and_single_flight() {
     team.enable_secrets_engine("secret", "kv", Some(json!({"version": "2"})))
         .await
         .unwrap();
-    team.kv2("secret")
-        .write(
-            "app",
-            json!({"password": "team-value"}).as_object().unwrap(),
-            None,
-        )
+    // A new KV v2 mount upgrades itself first and refuses writes meanwhile
+    // ("Upgrading from non-versioned to versioned data"), longer on a
+    // loaded machine: retry that one answer for up to 30 s.
+    let data = json!({"password": "team-value"});
+    let mut tries = 0;
+    while let Err(e) = team
+        .kv2("secret")
+        .write("app", data.as_object().unwrap(), None)
         .await
-        .unwrap();
+    {
+        tries += 1;
+        assert!(
+            e.to_string().contains("Upgrading from non-versioned") && tries < 300,
+            "{e}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     root_client
         .write_policy(
             "app",
