@@ -306,23 +306,15 @@ async fn cache_hits_leases_and_single_flight() {
     team.enable_secrets_engine("secret", "kv", Some(json!({"version": "2"})))
         .await
         .unwrap();
-    // A new KV v2 mount upgrades itself first and refuses writes meanwhile
-    // ("Upgrading from non-versioned to versioned data"), longer on a
-    // loaded machine: retry that one answer for up to 30 s.
-    let data = json!({"password": "team-value"});
-    let mut tries = 0;
-    while let Err(e) = team
-        .kv2("secret")
-        .write("app", data.as_object().unwrap(), None)
+    kv2_ready(&team).await;
+    team.kv2("secret")
+        .write(
+            "app",
+            json!({"password": "team-value"}).as_object().unwrap(),
+            None,
+        )
         .await
-    {
-        tries += 1;
-        assert!(
-            e.to_string().contains("Upgrading from non-versioned") && tries < 300,
-            "{e}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+        .unwrap();
     root_client
         .write_policy(
             "app",
@@ -621,6 +613,7 @@ async fn read_your_writes_with_hvac() {
         .enable_secrets_engine("secret", "kv", Some(json!({"version": "2"})))
         .await
         .unwrap();
+    kv2_ready(&root_client.with_namespace(Some("team"))).await;
     let all = r#"capabilities = ["create", "read", "update", "patch", "delete", "list"]"#;
     root_client
         .write_policy(
@@ -776,4 +769,29 @@ async fn writes_made_elsewhere_show_within_the_staleness_bound() {
         metrics.contains("vault_proxy_cache_evictions_total{cause=\"bound\"} "),
         "{metrics}"
     );
+}
+
+/// Waits until the new KV v2 mount `secret` of `client`'s namespace takes
+/// writes: it first upgrades itself and answers 400 "Upgrading from
+/// non-versioned to versioned data" meanwhile, longer on a loaded machine.
+/// Leaves nothing behind.
+async fn kv2_ready(client: &vault_client::VaultClient) {
+    let kv = client.kv2("secret");
+    let probe = json!({"probe": "1"});
+    for _ in 0..300 {
+        match kv
+            .write("kv2-ready-probe", probe.as_object().unwrap(), None)
+            .await
+        {
+            Ok(_) => {
+                kv.delete_metadata("kv2-ready-probe").await.unwrap();
+                return;
+            }
+            Err(e) if e.to_string().contains("Upgrading from non-versioned") => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("the KV v2 mount did not finish its upgrade within 30 s");
 }
