@@ -4,7 +4,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::process::{PeerProcess, guarded_command};
-use crate::{http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
+use crate::{Postgres, http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
 
 const ROOT_TOKEN: &str = "root";
 
@@ -227,6 +227,27 @@ impl OpenBao {
         let text = resp.text().await.expect("OpenBao reply body");
         assert!(status.is_success(), "{method} {path}: {status} {text}");
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Enables the database secrets engine at `database/` with connection
+    /// `pg` to `pg` ([`Postgres::vault_database_config`]) and role `app`
+    /// ([`Postgres::vault_database_role`]): `database/creds/app` then hands
+    /// out PostgreSQL logins leased for `default_ttl` (at most `max_ttl`).
+    pub async fn enable_postgres_database(&self, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+        self.root_request(
+            "POST",
+            "sys/mounts/database",
+            serde_json::json!({"type": "database"}),
+        )
+        .await;
+        self.root_request("POST", "database/config/pg", pg.vault_database_config())
+            .await;
+        self.root_request(
+            "POST",
+            "database/roles/app",
+            Postgres::vault_database_role(default_ttl, max_ttl),
+        )
+        .await;
     }
 
     /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
