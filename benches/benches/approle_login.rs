@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;
 use testkit::{Moto, OpenBao};
 use vault_approle::{
@@ -33,13 +32,11 @@ async fn main() {
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
+    bao.approle_and_policy(
         "shop-dev",
         r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
     )
-    .await
-    .unwrap();
+    .await;
     for (path, data) in [
         ("shop/dev/db", json!({"password": "p"})),
         ("shop/dev/app", json!({"key": "k"})),
@@ -49,15 +46,7 @@ async fn main() {
             .await
             .unwrap();
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "b"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = moto.s3_client();
     s3.create_bucket().bucket("bench").send().await.unwrap();
     let store: Arc<dyn CredentialStore> = Arc::new(
         S3CredentialStore::builder("bench")

@@ -33,6 +33,7 @@
 // This crate exists to make tests fail loudly: panicking on a broken peer is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cfn;
 mod iam_login;
 mod lambda_binary;
 mod moto;

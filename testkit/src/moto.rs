@@ -64,6 +64,25 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// An S3 client for this server (feature `s3`): region `us-east-1`,
+    /// static test credentials (`AKIATEST` / `secret`), path-style
+    /// addressing (moto serves no bucket host names).
+    #[cfg(feature = "s3")]
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new(
+                    "AKIATEST", "secret", None, None, "testkit",
+                ))
+                .endpoint_url(self.endpoint())
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     /// Process id of the server.
     pub fn pid(&self) -> u32 {
         self.process.pid()

@@ -250,10 +250,8 @@ impl OpenBao {
         .await;
     }
 
-    /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
-    /// with `policy_hcl` and the AppRole `name` bound to it (1 h tokens), and
-    /// returns a fresh `(role_id, secret_id)`.
-    pub async fn approle_with_policy(&self, name: &str, policy_hcl: &str) -> (String, String) {
+    /// Enables the AppRole auth method at `approle/` unless it is enabled.
+    pub async fn enable_approle(&self) {
         let mounts = self
             .root_request("GET", "sys/auth", serde_json::Value::Null)
             .await;
@@ -265,12 +263,31 @@ impl OpenBao {
             )
             .await;
         }
+    }
+
+    /// Writes the ACL policy `name` with `policy_hcl`
+    /// (`PUT sys/policies/acl/<name>`).
+    pub async fn write_policy(&self, name: &str, policy_hcl: &str) {
         self.root_request(
             "PUT",
             &format!("sys/policies/acl/{name}"),
             serde_json::json!({ "policy": policy_hcl }),
         )
         .await;
+    }
+
+    /// [`OpenBao::enable_approle`] and [`OpenBao::write_policy`]: the
+    /// state a provisioner of AppRoles starts from (it creates the roles).
+    pub async fn approle_and_policy(&self, name: &str, policy_hcl: &str) {
+        self.enable_approle().await;
+        self.write_policy(name, policy_hcl).await;
+    }
+
+    /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
+    /// with `policy_hcl` and the AppRole `name` bound to it (1 h tokens), and
+    /// returns a fresh `(role_id, secret_id)`.
+    pub async fn approle_with_policy(&self, name: &str, policy_hcl: &str) -> (String, String) {
+        self.approle_and_policy(name, policy_hcl).await;
         self.root_request(
             "POST",
             &format!("auth/approle/role/{name}"),

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
 use serde_json::{Value, json};
 use testkit::{Moto, OpenBao};
 use vault_approle::cfn::CfnHandler;
@@ -42,28 +41,16 @@ struct Env {
 async fn setup() -> Env {
     let bao = OpenBao::start().await;
     let moto = Moto::start().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(AwsCredentials::new(
-                "AKIATEST", "secret", None, None, "test",
-            ))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = moto.s3_client();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
+    bao.approle_and_policy(
         "shop-dev",
         r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
     )
-    .await
-    .unwrap();
+    .await;
     let cfn = MockServer::start().await;
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200))
@@ -148,16 +135,7 @@ impl Env {
         old: Option<Value>,
     ) -> Value {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut event = json!({
-            "RequestType": kind,
-            "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
-            "StackId": STACK, "RequestId": format!("req-{n}"),
-            "ResourceType": "Custom::VaultAuth", "LogicalResourceId": "ShopVaultAuth",
-            "ResourceProperties": props,
-        });
-        if let Some(p) = physical {
-            event["PhysicalResourceId"] = json!(p);
-        }
+        let mut event = testkit::cfn::event(kind, n, &self.cfn.uri(), physical, props);
         if let Some(o) = old {
             event["OldResourceProperties"] = o;
         }

@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;
 use testkit::{Moto, OpenBao};
 use vault_approle::{Provisioner, ProvisionerOptions, RoleSpec, S3Access, S3CredentialStore};
@@ -29,13 +28,11 @@ async fn setup() -> Env {
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
+    bao.approle_and_policy(
         "shop-dev",
         r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
     )
-    .await
-    .unwrap();
+    .await;
     let kv = root.kv2("secret");
     let db = json!({"password": "hunter2", "user": "shop"});
     kv.write("shop/dev/db", db.as_object().unwrap(), None)
@@ -50,15 +47,7 @@ async fn setup() -> Env {
         .await
         .unwrap();
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = moto.s3_client();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let store = S3CredentialStore::builder(BUCKET)
         .access(S3Access::from_client(s3))

@@ -6,7 +6,6 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
 use testkit::{Moto, OpenBao, Rie, RieConfig};
 use wiremock::matchers::method;
@@ -15,19 +14,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const BUCKET: &str = "cfn-creds";
 
 fn event(kind: &str, n: u32, cfn: &MockServer, physical: Option<&str>, props: Value) -> Value {
-    let mut e = json!({
-        "RequestType": kind,
-        "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", cfn.uri()),
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
-        "RequestId": format!("req-{n}"),
-        "ResourceType": "Custom::VaultAuth",
-        "LogicalResourceId": "ShopVaultAuth",
-        "ResourceProperties": props,
-    });
-    if let Some(p) = physical {
-        e["PhysicalResourceId"] = json!(p);
-    }
-    e
+    testkit::cfn::event(kind, n, &cfn.uri(), physical, props)
 }
 
 async fn answer(cfn: &MockServer, n: u32) -> Value {
@@ -51,29 +38,9 @@ async fn answer(cfn: &MockServer, n: u32) -> Value {
 async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
     let bao = OpenBao::start().await;
     let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    let policy = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        policy.path(),
-        r#"path "secret/*" { capabilities = ["read"] }"#,
-    )
-    .unwrap();
-    bao.bao(&[
-        "policy",
-        "write",
-        "shop-dev",
-        policy.path().to_str().unwrap(),
-    ])
-    .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
+    bao.approle_and_policy("shop-dev", r#"path "secret/*" { capabilities = ["read"] }"#)
+        .await;
+    let s3 = moto.s3_client();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let cfn = MockServer::start().await;
     Mock::given(method("PUT"))
@@ -254,18 +221,6 @@ async fn s3_object(s3: &aws_sdk_s3::Client, key: &str) -> Option<Value> {
     Some(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap())
 }
 
-fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
     [
         ("VAULT_ADDR", bao_addr.to_owned()),
@@ -290,14 +245,9 @@ fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
 async fn cloudformation_properties_bad_payloads_short_timeouts_and_root_causes() {
     let bao = OpenBao::start().await;
     let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    bao.root_request(
-        "PUT",
-        "sys/policies/acl/shop-dev",
-        json!({"policy": r#"path "secret/*" { capabilities = ["read"] }"#}),
-    )
-    .await;
-    let s3 = s3_client(&moto);
+    bao.approle_and_policy("shop-dev", r#"path "secret/*" { capabilities = ["read"] }"#)
+        .await;
+    let s3 = moto.s3_client();
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let cfn = MockServer::start().await;
     Mock::given(method("PUT"))
