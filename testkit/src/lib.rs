@@ -41,6 +41,7 @@ mod openbao;
 mod ports;
 mod postgres;
 mod process;
+pub mod replication;
 mod rie;
 
 use std::path::{Path, PathBuf};

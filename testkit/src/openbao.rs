@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::process::{PeerProcess, guarded_command};
 use crate::{Postgres, http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
 
-const ROOT_TOKEN: &str = "root";
+pub(crate) const ROOT_TOKEN: &str = "root";
 
 /// A running `bao server -dev` on 127.0.0.1; stopped on drop.
 pub struct OpenBao {
