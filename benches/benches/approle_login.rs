@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
-use testkit::{Moto, OpenBao};
+use testkit::AppRolePeers;
 use vault_approle::{
     AppRoleAuth, CredentialStore, Provisioner, ProvisionerOptions, RoleSpec, S3Access,
     S3CredentialStore,
@@ -27,16 +27,14 @@ const ROUNDS: usize = 40;
 
 #[tokio::main]
 async fn main() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
+    let AppRolePeers {
+        bao,
+        moto: _moto,
+        s3,
+    } = AppRolePeers::shop_dev("bench").await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    bao.approle_and_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await;
     for (path, data) in [
         ("shop/dev/db", json!({"password": "p"})),
         ("shop/dev/app", json!({"key": "k"})),
@@ -46,8 +44,6 @@ async fn main() {
             .await
             .unwrap();
     }
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket("bench").send().await.unwrap();
     let store: Arc<dyn CredentialStore> = Arc::new(
         S3CredentialStore::builder("bench")
             .access(S3Access::from_client(s3))

@@ -39,3 +39,18 @@ pub fn event(
     }
     event
 }
+
+/// A stand-in for the pre-signed S3 URL CloudFormation reads a custom
+/// resource's answer from (feature `cfn`): a wiremock server that answers
+/// every PUT with 200. Pass its `uri()` to [`event`]; the answers are in
+/// its `received_requests()`.
+#[cfg(feature = "cfn")]
+pub async fn response_listener() -> wiremock::MockServer {
+    use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
+    let listener = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&listener)
+        .await;
+    listener
+}

@@ -33,6 +33,8 @@
 // This crate exists to make tests fail loudly: panicking on a broken peer is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "s3")]
+mod approle;
 pub mod cfn;
 mod iam_login;
 mod lambda_binary;
@@ -47,6 +49,8 @@ mod rie;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "s3")]
+pub use approle::AppRolePeers;
 pub use iam_login::{
     IamLoginServer, IamLoginServerBuilder, ObservedLogin, TempCredentials, assume_role_unsigned,
     canonical_arn, create_assumable_role,

@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::cfn::{CfnHandler, FAILED_CREATE_PREFIX};
 use vault_approle::{
     AppRoleAuth, CredentialStore, DeliveryMode, Provisioner, ProvisionerOptions, RoleSpec,
     S3Access, S3CredentialStore, S3Encryption, S3TokenAuth,
 };
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const BUCKET: &str = "approle-creds";
 const KMS_KEY: &str = "alias/vault-approle";
@@ -36,18 +35,10 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    bao.approle_and_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await;
     // The orchestrator's token is kept in S3, as the original did.
     s3.put_object()
         .bucket(BUCKET)
@@ -76,11 +67,7 @@ async fn setup() -> Env {
         store.clone(),
         ProvisionerOptions::default().rotation_grace(Duration::from_millis(200)),
     ));
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     Env {
         bao,
         _moto: moto,
@@ -598,11 +585,7 @@ async fn silent_server() -> (tokio::task::JoinHandle<()>, String) {
 
 #[tokio::test]
 async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     let (_task, silent) = silent_server().await;
     let client = VaultClient::new(ClientConfig::new(&silent).unwrap().with_max_retries(0)).unwrap();
     let dir = tempfile::tempdir().unwrap();

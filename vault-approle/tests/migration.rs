@@ -12,14 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::cfn::CfnHandler;
 use vault_approle::{
     AppRoleAuth, Provisioner, ProvisionerOptions, S3Access, S3CredentialStore, StoreLayout,
 };
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const BUCKET: &str = "approle-creds";
 const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid";
@@ -39,23 +38,11 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    bao.approle_and_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await;
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     Env {
         bao,
         _moto: moto,

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::{Provisioner, ProvisionerOptions, RoleSpec, S3Access, S3CredentialStore};
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultClient};
 use wiremock::matchers::{header, method, path};
@@ -23,16 +23,10 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    bao.approle_and_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await;
     let kv = root.kv2("secret");
     let db = json!({"password": "hunter2", "user": "shop"});
     kv.write("shop/dev/db", db.as_object().unwrap(), None)
@@ -47,8 +41,6 @@ async fn setup() -> Env {
         .await
         .unwrap();
 
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let store = S3CredentialStore::builder(BUCKET)
         .access(S3Access::from_client(s3))
         .build()

@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao, Rie, RieConfig};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use testkit::{AppRolePeers, Rie, RieConfig};
+use wiremock::MockServer;
 
 const SIGNATURE: &str = "X-Amz-Signature=9f3c1e0b7a5d4c2e8f6a1b3d5c7e9f0a";
 const BEARER: &str = "bearer-token-5b8e2d1f9c3a";
@@ -110,10 +109,12 @@ fn assert_clean(binary: &str, logs: &str, secrets: &[&str]) {
 #[tokio::test]
 async fn no_lambda_binary_logs_a_signature_token_or_secret_id_at_trace() {
     let others = workspace_binaries();
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.approle_and_policy("shop-dev", r#"path "secret/*" { capabilities = ["read"] }"#)
-        .await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(
+        BUCKET,
+        "shop-dev",
+        r#"path "secret/*" { capabilities = ["read"] }"#,
+    )
+    .await;
     // An orchestrator token that can be told apart in the output (the dev
     // server's root token is the word "root").
     let created = bao
@@ -131,13 +132,7 @@ async fn no_lambda_binary_logs_a_signature_token_or_secret_id_at_trace() {
         .approle_with_policy("app", r#"path "secret/data/*" { capabilities = ["read"] }"#)
         .await;
     bao.bao(&["kv", "put", "secret/app/db", "value=v"]).await;
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     let aws = |extra: &[(&str, String)]| {
         let mut pairs = vec![
             ("VAULT_ADDR", bao.addr()),

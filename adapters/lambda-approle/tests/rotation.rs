@@ -12,11 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao, Rie, RieConfig};
+use testkit::{AppRolePeers, Rie, RieConfig};
 use vault_approle::{AppRoleAuth, S3Access, S3CredentialStore};
 use vault_client::{ClientConfig, SecretString, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BUCKET: &str = "cfn-creds";
 const RUN: Duration = Duration::from_secs(120);
@@ -63,17 +61,13 @@ async fn live_accessors(root: &VaultClient, role: &str) -> usize {
 
 #[tokio::test]
 async fn scheduled_rotation_keeps_every_login_working_for_six_ttls() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.approle_and_policy("shop-dev", r#"path "secret/*" { capabilities = ["read"] }"#)
-        .await;
-    let s3 = moto.s3_client();
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(
+        BUCKET,
+        "shop-dev",
+        r#"path "secret/*" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let cfn = testkit::cfn::response_listener().await;
     let env: Vec<(String, String)> = [
         ("VAULT_ADDR", bao.addr()),
         ("VAULT_TOKEN", bao.root_token().to_owned()),
