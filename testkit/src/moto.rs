@@ -153,7 +153,7 @@ impl Moto {
     }
 
     /// An IAM query API call routed to IAM by a (fake) credential scope.
-    async fn iam_call(&self, params: &[(&str, &str)]) -> String {
+    pub(crate) async fn iam_call(&self, params: &[(&str, &str)]) -> String {
         let mut body = String::from("Version=2010-05-08");
         for (k, v) in params {
             body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
@@ -194,7 +194,7 @@ fn xml_text(xml: &str, tag: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
