@@ -14,9 +14,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;
-use testkit::{Moto, OpenBao};
+use testkit::AppRolePeers;
 use vault_approle::{
     AppRoleAuth, CredentialStore, Provisioner, ProvisionerOptions, RoleSpec, S3Access,
     S3CredentialStore,
@@ -28,18 +27,14 @@ const ROUNDS: usize = 40;
 
 #[tokio::main]
 async fn main() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
+    let AppRolePeers {
+        bao,
+        moto: _moto,
+        s3,
+    } = AppRolePeers::shop_dev("bench").await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await
-    .unwrap();
     for (path, data) in [
         ("shop/dev/db", json!({"password": "p"})),
         ("shop/dev/app", json!({"key": "k"})),
@@ -49,16 +44,6 @@ async fn main() {
             .await
             .unwrap();
     }
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "b"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket("bench").send().await.unwrap();
     let store: Arc<dyn CredentialStore> = Arc::new(
         S3CredentialStore::builder("bench")
             .access(S3Access::from_client(s3))

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
 use serde_json::json;
 use testkit::{Moto, OpenBao};
 use vault_aws_benches::{Latencies, Table, fmt_duration};
@@ -136,24 +135,7 @@ async fn main() {
         return;
     }
     let moto = Moto::start().await;
-    let sm = aws::secretsmanager_client(
-        &aws::sdk_config(
-            &aws::AwsSettings {
-                region: Some("us-east-1".into()),
-                endpoint_url: Some(moto.endpoint()),
-                max_attempts: 2,
-                initial_backoff: Some(Duration::from_millis(5)),
-            },
-            Some(Credentials::new(
-                "AKIDTEST",
-                "test-secret",
-                None,
-                None,
-                "bench",
-            )),
-        )
-        .await,
-    );
+    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 2).await);
     let mut table = Table::new(["window", "lag", "writes", "p50", "p99", "max"]);
     for window_ms in [1_000, 100] {
         let (entry_lag, readable) = measure(window_ms, &sm).await;

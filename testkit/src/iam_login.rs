@@ -27,6 +27,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
 
+use crate::moto::url_encode;
+
 /// Header Vault checks when `iam_server_id_header_value` is set.
 pub const SERVER_ID_HEADER: &str = "X-Vault-AWS-IAM-Server-ID";
 
@@ -478,28 +480,23 @@ pub async fn create_assumable_role(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
         user.arn
     );
-    let created = iam_call(
-        moto,
-        &[
+    let created = moto
+        .iam_call(&[
             ("Action", "CreateRole"),
             ("RoleName", name),
             ("AssumeRolePolicyDocument", &trust),
-        ],
-    )
-    .await;
+        ])
+        .await;
     let arn = xml_text(&created, "Arn").expect("role ARN in CreateRole answer");
     let policy = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{arn}"}}]}}"#
     );
-    iam_call(
-        moto,
-        &[
-            ("Action", "PutUserPolicy"),
-            ("UserName", &user.user_name),
-            ("PolicyName", &format!("assume-{name}")),
-            ("PolicyDocument", &policy),
-        ],
-    )
+    moto.iam_call(&[
+        ("Action", "PutUserPolicy"),
+        ("UserName", &user.user_name),
+        ("PolicyName", &format!("assume-{name}")),
+        ("PolicyDocument", &policy),
+    ])
     .await;
     arn
 }
@@ -553,40 +550,6 @@ pub async fn assume_role_unsigned(
         session_token: get("SessionToken"),
         expiration: get("Expiration"),
     }
-}
-
-async fn iam_call(moto: &crate::Moto, params: &[(&str, &str)]) -> String {
-    let mut body = String::from("Version=2010-05-08");
-    for (k, v) in params {
-        body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
-    }
-    let resp = crate::http_client()
-        .post(moto.endpoint())
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=AKIATESTKIT/20250101/us-east-1/iam/aws4_request, \
-             SignedHeaders=host, Signature=0",
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("moto IAM {body}: {e}"));
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "moto IAM {body}: {status}: {text}");
-    text
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

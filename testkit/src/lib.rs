@@ -33,6 +33,9 @@
 // This crate exists to make tests fail loudly: panicking on a broken peer is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[cfg(feature = "s3")]
+mod approle;
+pub mod cfn;
 mod iam_login;
 mod lambda_binary;
 mod moto;
@@ -40,11 +43,14 @@ mod openbao;
 mod ports;
 mod postgres;
 mod process;
+pub mod replication;
 mod rie;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(feature = "s3")]
+pub use approle::AppRolePeers;
 pub use iam_login::{
     IamLoginServer, IamLoginServerBuilder, ObservedLogin, TempCredentials, assume_role_unsigned,
     canonical_arn, create_assumable_role,

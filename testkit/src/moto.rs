@@ -64,6 +64,25 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// An S3 client for this server (feature `s3`): region `us-east-1`,
+    /// static test credentials (`AKIATEST` / `secret`), path-style
+    /// addressing (moto serves no bucket host names).
+    #[cfg(feature = "s3")]
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new(
+                    "AKIATEST", "secret", None, None, "testkit",
+                ))
+                .endpoint_url(self.endpoint())
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
     /// Process id of the server.
     pub fn pid(&self) -> u32 {
         self.process.pid()
@@ -134,7 +153,7 @@ impl Moto {
     }
 
     /// An IAM query API call routed to IAM by a (fake) credential scope.
-    async fn iam_call(&self, params: &[(&str, &str)]) -> String {
+    pub(crate) async fn iam_call(&self, params: &[(&str, &str)]) -> String {
         let mut body = String::from("Version=2010-05-08");
         for (k, v) in params {
             body.push_str(&format!("&{}={}", url_encode(k), url_encode(v)));
@@ -175,7 +194,7 @@ fn xml_text(xml: &str, tag: &str) -> String {
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -4,9 +4,9 @@ use std::process::Output;
 use std::time::Duration;
 
 use crate::process::{PeerProcess, guarded_command};
-use crate::{http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
+use crate::{Postgres, http_client, http_ok, peer_bin, ports, run_ok, temp_dir};
 
-const ROOT_TOKEN: &str = "root";
+pub(crate) const ROOT_TOKEN: &str = "root";
 
 /// A running `bao server -dev` on 127.0.0.1; stopped on drop.
 pub struct OpenBao {
@@ -229,10 +229,29 @@ impl OpenBao {
         serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
     }
 
-    /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
-    /// with `policy_hcl` and the AppRole `name` bound to it (1 h tokens), and
-    /// returns a fresh `(role_id, secret_id)`.
-    pub async fn approle_with_policy(&self, name: &str, policy_hcl: &str) -> (String, String) {
+    /// Enables the database secrets engine at `database/` with connection
+    /// `pg` to `pg` ([`Postgres::vault_database_config`]) and role `app`
+    /// ([`Postgres::vault_database_role`]): `database/creds/app` then hands
+    /// out PostgreSQL logins leased for `default_ttl` (at most `max_ttl`).
+    pub async fn enable_postgres_database(&self, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+        self.root_request(
+            "POST",
+            "sys/mounts/database",
+            serde_json::json!({"type": "database"}),
+        )
+        .await;
+        self.root_request("POST", "database/config/pg", pg.vault_database_config())
+            .await;
+        self.root_request(
+            "POST",
+            "database/roles/app",
+            Postgres::vault_database_role(default_ttl, max_ttl),
+        )
+        .await;
+    }
+
+    /// Enables the AppRole auth method at `approle/` unless it is enabled.
+    pub async fn enable_approle(&self) {
         let mounts = self
             .root_request("GET", "sys/auth", serde_json::Value::Null)
             .await;
@@ -244,12 +263,31 @@ impl OpenBao {
             )
             .await;
         }
+    }
+
+    /// Writes the ACL policy `name` with `policy_hcl`
+    /// (`PUT sys/policies/acl/<name>`).
+    pub async fn write_policy(&self, name: &str, policy_hcl: &str) {
         self.root_request(
             "PUT",
             &format!("sys/policies/acl/{name}"),
             serde_json::json!({ "policy": policy_hcl }),
         )
         .await;
+    }
+
+    /// [`OpenBao::enable_approle`] and [`OpenBao::write_policy`]: the
+    /// state a provisioner of AppRoles starts from (it creates the roles).
+    pub async fn approle_and_policy(&self, name: &str, policy_hcl: &str) {
+        self.enable_approle().await;
+        self.write_policy(name, policy_hcl).await;
+    }
+
+    /// Enables AppRole at `approle/` (once), writes the ACL policy `name`
+    /// with `policy_hcl` and the AppRole `name` bound to it (1 h tokens), and
+    /// returns a fresh `(role_id, secret_id)`.
+    pub async fn approle_with_policy(&self, name: &str, policy_hcl: &str) -> (String, String) {
+        self.approle_and_policy(name, policy_hcl).await;
         self.root_request(
             "POST",
             &format!("auth/approle/role/{name}"),

@@ -172,6 +172,50 @@ impl Postgres {
         let text = String::from_utf8_lossy(&out.stdout);
         text.strip_suffix('\n').unwrap_or(&text).to_owned()
     }
+
+    /// True when `user` can log in over TCP with `password` (the bundled
+    /// `psql` runs `select current_user` and prints `user`), e.g. to check
+    /// database credentials a Vault lease handed out.
+    pub async fn can_login(&self, user: &str, password: &str) -> bool {
+        let out = tokio::process::Command::new(pg_bin("psql"))
+            .args(["-X", "-A", "-t", "-c", "select current_user"])
+            .arg(format!(
+                "postgresql://{user}@127.0.0.1:{}/postgres?sslmode=disable",
+                self.port
+            ))
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "10")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("run psql: {e}"));
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
+    }
+
+    /// The body of Vault's `database/config/pg` for this server: the
+    /// `postgresql-database-plugin` with a templated connection URL, the
+    /// superuser's name and password, and `allowed_roles` `["app"]`.
+    pub fn vault_database_config(&self) -> serde_json::Value {
+        serde_json::json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", self.port),
+            "username": SUPERUSER,
+            "password": PASSWORD,
+            "allowed_roles": ["app"],
+        })
+    }
+
+    /// The body of Vault's `database/roles/app`: role `app` on connection
+    /// `pg` creating a login role valid until the lease expires, with leases
+    /// of `default_ttl` (at most `max_ttl`), e.g. `"8s"`, `"1h"`.
+    pub fn vault_database_role(default_ttl: &str, max_ttl: &str) -> serde_json::Value {
+        serde_json::json!({
+            "db_name": "pg",
+            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
+            "default_ttl": default_ttl,
+            "max_ttl": max_ttl,
+        })
+    }
 }
 
 async fn is_ready(pg_isready: &Path, port: u16) -> bool {

@@ -7,34 +7,19 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::cfn::{CfnHandler, FAILED_CREATE_PREFIX};
 use vault_approle::{
     AppRoleAuth, CredentialStore, DeliveryMode, Provisioner, ProvisionerOptions, RoleSpec,
     S3Access, S3CredentialStore, S3Encryption, S3TokenAuth,
 };
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const BUCKET: &str = "approle-creds";
 const KMS_KEY: &str = "alias/vault-approle";
 const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid";
-
-fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
-    let conf = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(AwsCredentials::new(
-            "AKIATEST", "secret", None, None, "test",
-        ))
-        .endpoint_url(moto.endpoint())
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(conf)
-}
 
 struct Env {
     bao: OpenBao,
@@ -50,20 +35,10 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    let s3 = s3_client(&moto);
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await
-    .unwrap();
     // The orchestrator's token is kept in S3, as the original did.
     s3.put_object()
         .bucket(BUCKET)
@@ -92,11 +67,7 @@ async fn setup() -> Env {
         store.clone(),
         ProvisionerOptions::default().rotation_grace(Duration::from_millis(200)),
     ));
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     Env {
         bao,
         _moto: moto,
@@ -150,18 +121,9 @@ impl Env {
         old: Option<Value>,
     ) -> Value {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut event = json!({
-            "RequestType": kind,
-            "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
-            "StackId": stack,
-            "RequestId": format!("req-{n}"),
-            "ResourceType": "Custom::VaultAuth",
-            "LogicalResourceId": logical,
-            "ResourceProperties": props,
-        });
-        if let Some(p) = physical {
-            event["PhysicalResourceId"] = json!(p);
-        }
+        let mut event = testkit::cfn::event(kind, n, &self.cfn.uri(), physical, props);
+        event["StackId"] = json!(stack);
+        event["LogicalResourceId"] = json!(logical);
         if let Some(o) = old {
             event["OldResourceProperties"] = o;
         }
@@ -623,11 +585,7 @@ async fn silent_server() -> (tokio::task::JoinHandle<()>, String) {
 
 #[tokio::test]
 async fn answers_before_the_deadline_and_for_random_or_truncated_events() {
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     let (_task, silent) = silent_server().await;
     let client = VaultClient::new(ClientConfig::new(&silent).unwrap().with_max_retries(0)).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -11,16 +11,14 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials as AwsCredentials, Region};
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::cfn::CfnHandler;
 use vault_approle::{
     AppRoleAuth, Provisioner, ProvisionerOptions, S3Access, S3CredentialStore, StoreLayout,
 };
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::MockServer;
 
 const BUCKET: &str = "approle-creds";
 const STACK: &str = "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid";
@@ -40,35 +38,11 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(AwsCredentials::new(
-                "AKIATEST", "secret", None, None, "test",
-            ))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await
-    .unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     Env {
         bao,
         _moto: moto,
@@ -148,16 +122,7 @@ impl Env {
         old: Option<Value>,
     ) -> Value {
         let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut event = json!({
-            "RequestType": kind,
-            "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", self.cfn.uri()),
-            "StackId": STACK, "RequestId": format!("req-{n}"),
-            "ResourceType": "Custom::VaultAuth", "LogicalResourceId": "ShopVaultAuth",
-            "ResourceProperties": props,
-        });
-        if let Some(p) = physical {
-            event["PhysicalResourceId"] = json!(p);
-        }
+        let mut event = testkit::cfn::event(kind, n, &self.cfn.uri(), physical, props);
         if let Some(o) = old {
             event["OldResourceProperties"] = o;
         }

@@ -451,23 +451,12 @@ async fn lease_renew_and_revoke_with_dynamic_postgres_credentials() {
         .await
         .unwrap();
     root.request(vault_client::Method::POST, "database/config/pg")
-        .json(&json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port()),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        }))
+        .json(&pg.vault_database_config())
         .send()
         .await
         .unwrap();
     root.request(vault_client::Method::POST, "database/roles/app")
-        .json(&json!({
-            "db_name": "pg",
-            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": "5m",
-            "max_ttl": "1h",
-        }))
+        .json(&Postgres::vault_database_role("5m", "1h"))
         .send()
         .await
         .unwrap();

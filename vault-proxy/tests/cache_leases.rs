@@ -11,57 +11,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
 use testkit::{OpenBao, Postgres};
-use vault_client::Method;
 use vault_proxy::{Event, ProxyConfig};
-
-async fn can_login(pg: &Postgres, user: &str, password: &str) -> bool {
-    let psql = testkit::peers_dir().join("pgbin").join("psql");
-    let out = tokio::process::Command::new(psql)
-        .args(["-X", "-A", "-t", "-c", "select current_user"])
-        .arg(format!(
-            "postgresql://{user}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ))
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .await
-        .unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
-}
 
 /// OpenBao with the AppRole of `setup` (token `ttl` / `max_ttl`) and a
 /// database role `app` whose leases last `lease_ttl` (max `lease_max`).
 async fn peers(ttl: &str, max_ttl: &str, lease_ttl: &str, lease_max: &str) -> (OpenBao, Postgres) {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     setup(&bao, ttl, max_ttl).await;
-    let root = root(&bao);
-    root.enable_secrets_engine("database", "database", None)
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/config/pg")
-        .json(&json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port()),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        }))
-        .send()
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/roles/app")
-        .json(&json!({
-            "db_name": "pg",
-            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": lease_ttl,
-            "max_ttl": lease_max,
-        }))
-        .send()
-        .await
-        .unwrap();
+    bao.enable_postgres_database(&pg, lease_ttl, lease_max)
+        .await;
     (bao, pg)
 }
 
@@ -91,7 +50,7 @@ async fn read_creds(p: &Running) -> (String, String, String) {
 async fn until_refused(pg: &Postgres, user: &str, password: &str, within: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < within {
-        if !can_login(pg, user, password).await {
+        if !pg.can_login(user, password).await {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -114,7 +73,7 @@ async fn cached_database_credentials_are_renewed_and_stay_the_same() {
     assert_eq!(first, "MISS");
     let (again, _, second) = read_creds(&p).await;
     assert_eq!((again.as_str(), second.as_str()), (user.as_str(), "HIT"));
-    assert!(can_login(&pg, &user, &password).await);
+    assert!(pg.can_login(&user, &password).await);
 
     // Three lease TTLs and more: the proxy renewed the lease meanwhile.
     tokio::time::sleep(Duration::from_secs(17)).await;
@@ -126,7 +85,7 @@ async fn cached_database_credentials_are_renewed_and_stay_the_same() {
     );
     assert_eq!(later_password, password);
     assert!(
-        can_login(&pg, &user, &password).await,
+        pg.can_login(&user, &password).await,
         "the credentials still log in after three lease TTLs"
     );
     assert!(p.metrics.get(Event::LeaseRenewal) >= 3, "renewed");
@@ -164,7 +123,7 @@ async fn a_cached_lease_from_an_older_token_is_not_served() {
     let mut users = std::collections::BTreeSet::new();
     while started.elapsed() < Duration::from_secs(18) {
         let (u, pw, cache) = read_creds(&p).await;
-        if !can_login(&pg, &u, &pw).await {
+        if !pg.can_login(&u, &pw).await {
             failures.push((started.elapsed(), u.clone(), cache));
         }
         users.insert(u);

@@ -424,31 +424,7 @@ async fn vault_restart_gives_clear_5xx_then_recovers() {
 async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     setup(&bao, "1h", "2h").await;
-    let root = root(&bao);
-    root.enable_secrets_engine("database", "database", None)
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/config/pg")
-        .json(&json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port()),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        }))
-        .send()
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/roles/app")
-        .json(&json!({
-            "db_name": "pg",
-            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": "8s",
-            "max_ttl": "16s",
-        }))
-        .send()
-        .await
-        .unwrap();
+    bao.enable_postgres_database(&pg, "8s", "16s").await;
 
     let p = start_proxy(
         &bao.addr(),
@@ -478,7 +454,7 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
     let first_lease = states[0].lease_id().unwrap().to_owned();
     let (user1, pass1) = creds(&file);
     assert!(
-        can_login(&pg, &user1, &pass1).await,
+        pg.can_login(&user1, &pass1).await,
         "the first credentials work"
     );
     let _tasks = files.spawn_maintenance(states, p.cancel.clone());
@@ -500,7 +476,7 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
         "the lease was renewed first"
     );
     assert!(
-        can_login(&pg, &user2, &pass2).await,
+        pg.can_login(&user2, &pass2).await,
         "the new credentials work"
     );
     let text = std::fs::read_to_string(&file).unwrap();
@@ -510,30 +486,6 @@ async fn database_credentials_are_renewed_and_reread_before_max_ttl() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
-}
-
-fn creds(file: &std::path::Path) -> (String, String) {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    (
-        v["data"]["username"].as_str().unwrap().to_owned(),
-        v["data"]["password"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn can_login(pg: &Postgres, user: &str, password: &str) -> bool {
-    let psql = testkit::peers_dir().join("pgbin").join("psql");
-    let out = tokio::process::Command::new(psql)
-        .args(["-X", "-A", "-t", "-c", "select current_user"])
-        .arg(format!(
-            "postgresql://{user}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ))
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .await
-        .unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
 }
 
 /// A login that takes a while, like a cold IAM login.

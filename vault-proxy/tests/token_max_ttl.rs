@@ -18,34 +18,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::json;
 use testkit::{OpenBao, Postgres};
-use vault_client::Method;
 use vault_proxy::{Event, FilesConfig, ProxyConfig, SecretFileSpec, SecretFiles};
-
-fn creds(file: &std::path::Path) -> (String, String) {
-    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
-    (
-        v["data"]["username"].as_str().unwrap().to_owned(),
-        v["data"]["password"].as_str().unwrap().to_owned(),
-    )
-}
-
-async fn can_login(pg: &Postgres, user: &str, password: &str) -> bool {
-    let psql = testkit::peers_dir().join("pgbin").join("psql");
-    let out = tokio::process::Command::new(psql)
-        .args(["-X", "-A", "-t", "-c", "select current_user"])
-        .arg(format!(
-            "postgresql://{user}@127.0.0.1:{}/postgres?sslmode=disable",
-            pg.port()
-        ))
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "10")
-        .output()
-        .await
-        .unwrap();
-    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == user
-}
 
 /// Token TTL, token max TTL, database lease TTL, how long the function logs
 /// in, and how often.
@@ -83,31 +57,7 @@ async fn database_credentials_survive_the_tokens_max_ttl() {
     let (bao, pg) = tokio::join!(OpenBao::start(), Postgres::start());
     // The database lease (max 10 min) would outlive the token that read it.
     setup(&bao, t.ttl, t.max_ttl).await;
-    let root = root(&bao);
-    root.enable_secrets_engine("database", "database", None)
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/config/pg")
-        .json(&json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port()),
-            "username": pg.superuser(),
-            "password": pg.password(),
-            "allowed_roles": ["app"],
-        }))
-        .send()
-        .await
-        .unwrap();
-    root.request(Method::POST, "database/roles/app")
-        .json(&json!({
-            "db_name": "pg",
-            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": t.lease_ttl,
-            "max_ttl": "10m",
-        }))
-        .send()
-        .await
-        .unwrap();
+    bao.enable_postgres_database(&pg, t.lease_ttl, "10m").await;
 
     // The new token comes min(grace, ttl / 4) = 2 s before the old one expires.
     let p = start_proxy(
@@ -141,7 +91,7 @@ async fn database_credentials_survive_the_tokens_max_ttl() {
     let mut logins = 0;
     while started.elapsed() < t.run {
         let (user, password) = creds(&file);
-        if !can_login(&pg, &user, &password).await {
+        if !pg.can_login(&user, &password).await {
             failures.push((started.elapsed(), user.clone()));
         }
         users.insert(user);

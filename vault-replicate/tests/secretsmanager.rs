@@ -275,9 +275,12 @@ impl Target for Interrupted {
 /// that the next run completes, and a key removed from Vault.
 #[tokio::test]
 async fn key_granularity_and_an_interrupted_run_converge() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let v = vault(&bao.addr(), bao.root_token());
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let SmPeers {
+        bao: _bao,
+        moto: _moto,
+        v,
+        sm,
+    } = sm_peers().await;
 
     write(
         &v,
@@ -377,9 +380,12 @@ async fn key_granularity_and_an_interrupted_run_converge() {
 /// A replica written before `vault-version-id` existed is written once.
 #[tokio::test]
 async fn a_secret_deleted_and_written_again_gets_its_new_value() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let v = vault(&bao.addr(), bao.root_token());
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let SmPeers {
+        bao: _bao,
+        moto: _moto,
+        v,
+        sm,
+    } = sm_peers().await;
     let run = replicator(
         source(&v),
         sm_target(&sm, false),
@@ -441,9 +447,12 @@ async fn a_secret_deleted_and_written_again_gets_its_new_value() {
 /// clear reason before any AWS call; the other secrets are replicated.
 #[tokio::test]
 async fn oversized_values_and_refused_names_fail_alone_before_any_aws_call() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let v = vault(&bao.addr(), bao.root_token());
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let SmPeers {
+        bao: _bao,
+        moto: _moto,
+        v,
+        sm,
+    } = sm_peers().await;
     let run = replicator(
         source(&v),
         sm_target(&sm, false),
@@ -501,9 +510,12 @@ async fn oversized_values_and_refused_names_fail_alone_before_any_aws_call() {
 /// folder gone from Vault) is retired by the next full listing.
 #[tokio::test]
 async fn partitioned_listing_between_full_listings() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let v = vault(&bao.addr(), bao.root_token());
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let SmPeers {
+        bao: _bao,
+        moto: _moto,
+        v,
+        sm,
+    } = sm_peers().await;
     let n = 1_050;
     futures_util::stream::iter(0..n)
         .map(|i| {

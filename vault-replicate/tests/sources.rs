@@ -91,9 +91,12 @@ async fn kv_version_1_mounts_replicate_on_value_changes() {
 /// a secret deleted and written again.
 #[tokio::test]
 async fn forced_metadata_fallback_is_bounded_and_sees_recreated_secrets() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let v = vault(&bao.addr(), bao.root_token());
-    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    let SmPeers {
+        bao,
+        moto: _moto,
+        v,
+        sm,
+    } = sm_peers().await;
     for i in 0..40 {
         write(&v, &format!("f{}/s{i}", i % 4), json!({"n": i})).await;
     }

@@ -4,9 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Output};
-use std::time::Duration;
 
-use aws_credential_types::Credentials;
 use testkit::{Moto, OpenBao};
 use vault_replicate::aws;
 
@@ -18,12 +16,7 @@ fn replicate(args: &[&str], bao: &OpenBao, moto: &Moto, extra: &[(&str, &str)]) 
             cmd.env_remove(k);
         }
     }
-    cmd.env("VAULT_ADDR", bao.addr())
-        .env("VAULT_TOKEN", bao.root_token())
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+    cmd.envs(testkit::replication::env(&bao.addr(), moto))
         .env("REPLICATE_WRITE_TPS", "0")
         .envs(extra.iter().copied());
     cmd.output().unwrap()
@@ -40,24 +33,7 @@ async fn dry_run_then_run_then_a_bad_setting() {
         .await;
     bao.bao(&["kv", "put", "secret/team/sub/api", "token=t1"])
         .await;
-    let sm = aws::secretsmanager_client(
-        &aws::sdk_config(
-            &aws::AwsSettings {
-                region: Some("us-east-1".into()),
-                endpoint_url: Some(moto.endpoint()),
-                max_attempts: 2,
-                initial_backoff: Some(Duration::from_millis(5)),
-            },
-            Some(Credentials::new(
-                "AKIDTEST",
-                "test-secret",
-                None,
-                None,
-                "test",
-            )),
-        )
-        .await,
-    );
+    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 2).await);
 
     // Dry run, JSON: the plan, nothing written.
     let out = replicate(&["--dry-run", "--format", "json"], &bao, &moto, &[]);

@@ -9,7 +9,6 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_credential_types::Credentials;
 use testkit::{Moto, OpenBao};
 use vault_replicate::aws;
 
@@ -40,20 +39,18 @@ async fn watch_replicates_a_write_and_stops_on_sigterm() {
             cmd.env_remove(k);
         }
     }
-    cmd.env("VAULT_ADDR", format!("http://127.0.0.1:{bao_port}"))
-        .env("VAULT_TOKEN", "root")
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
-        .env("REPLICATE_WRITE_TPS", "0")
-        .env("REPLICATE_SOURCES", "secret/team")
-        .env("REPLICATE_WATCH_LISTEN", format!("127.0.0.1:{watch_port}"))
-        .env("REPLICATE_WATCH_WINDOW_MS", "200")
-        .env("REPLICATE_WATCH_METRICS_SECS", "1")
-        .env("VAULT_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    cmd.envs(testkit::replication::env(
+        &format!("http://127.0.0.1:{bao_port}"),
+        &moto,
+    ))
+    .env("REPLICATE_WRITE_TPS", "0")
+    .env("REPLICATE_SOURCES", "secret/team")
+    .env("REPLICATE_WATCH_LISTEN", format!("127.0.0.1:{watch_port}"))
+    .env("REPLICATE_WATCH_WINDOW_MS", "200")
+    .env("REPLICATE_WATCH_METRICS_SECS", "1")
+    .env("VAULT_LOG_LEVEL", "info")
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
     let mut watcher = Watcher(Some(cmd.spawn().unwrap()));
 
     // The listener first: OpenBao tests its socket device at start.
@@ -83,24 +80,7 @@ async fn watch_replicates_a_write_and_stops_on_sigterm() {
         .await;
     assert!(out.status.success(), "{out:?}");
 
-    let sm = aws::secretsmanager_client(
-        &aws::sdk_config(
-            &aws::AwsSettings {
-                region: Some("us-east-1".into()),
-                endpoint_url: Some(moto.endpoint()),
-                max_attempts: 1,
-                initial_backoff: Some(Duration::from_millis(5)),
-            },
-            Some(Credentials::new(
-                "AKIDTEST",
-                "test-secret",
-                None,
-                None,
-                "test",
-            )),
-        )
-        .await,
-    );
+    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 1).await);
     let start = Instant::now();
     loop {
         if let Ok(v) = sm

@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::json;
-use testkit::{Moto, OpenBao};
+use testkit::{AppRolePeers, Moto, OpenBao};
 use vault_approle::{Provisioner, ProvisionerOptions, RoleSpec, S3Access, S3CredentialStore};
 use vault_client::{ClientConfig, SecretString, TokenAuth, VaultClient};
 use wiremock::matchers::{header, method, path};
@@ -24,18 +23,10 @@ struct Env {
 }
 
 async fn setup() -> Env {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::shop_dev(BUCKET).await;
     let root = VaultClient::new(ClientConfig::new(&bao.addr()).unwrap())
         .unwrap()
         .with_token(SecretString::from(bao.root_token()));
-    root.enable_auth_method("approle", "approle").await.unwrap();
-    root.write_policy(
-        "shop-dev",
-        r#"path "secret/data/shop/dev/*" { capabilities = ["read"] }"#,
-    )
-    .await
-    .unwrap();
     let kv = root.kv2("secret");
     let db = json!({"password": "hunter2", "user": "shop"});
     kv.write("shop/dev/db", db.as_object().unwrap(), None)
@@ -50,16 +41,6 @@ async fn setup() -> Env {
         .await
         .unwrap();
 
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let store = S3CredentialStore::builder(BUCKET)
         .access(S3Access::from_client(s3))
         .build()

@@ -12,11 +12,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao, Rie, RieConfig};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use testkit::{AppRolePeers, Rie, RieConfig};
+use wiremock::MockServer;
 
 const SIGNATURE: &str = "X-Amz-Signature=9f3c1e0b7a5d4c2e8f6a1b3d5c7e9f0a";
 const BEARER: &str = "bearer-token-5b8e2d1f9c3a";
@@ -71,16 +69,14 @@ fn env(pairs: &[(&str, String)]) -> Vec<(String, String)> {
 
 /// A CloudFormation event whose ResponseURL is the wiremock listener.
 fn cfn_event(cfn: &MockServer, n: u32) -> Value {
-    json!({
-        "RequestType": "Create",
-        "ResponseURL": format!("{}/cfn/{n}?X-Amz-Algorithm=AWS4-HMAC-SHA256&{SIGNATURE}", cfn.uri()),
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
-        "RequestId": format!("req-{n}"),
-        "ResourceType": "Custom::VaultAuth",
-        "LogicalResourceId": "ShopVaultAuth",
-        "ResourceProperties": {"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
-            "Iam": "arn:aws:iam::123456789012:role/ShopTask"},
-    })
+    let props = json!({"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
+        "Iam": "arn:aws:iam::123456789012:role/ShopTask"});
+    let mut event = testkit::cfn::event("Create", n, &cfn.uri(), None, props);
+    event["ResponseURL"] = json!(format!(
+        "{}/cfn/{n}?X-Amz-Algorithm=AWS4-HMAC-SHA256&{SIGNATURE}",
+        cfn.uri()
+    ));
+    event
 }
 
 /// An API Gateway (HTTP API 2.0) request with a bearer token and a
@@ -113,13 +109,10 @@ fn assert_clean(binary: &str, logs: &str, secrets: &[&str]) {
 #[tokio::test]
 async fn no_lambda_binary_logs_a_signature_token_or_secret_id_at_trace() {
     let others = workspace_binaries();
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    bao.root_request(
-        "PUT",
-        "sys/policies/acl/shop-dev",
-        json!({"policy": r#"path "secret/*" { capabilities = ["read"] }"#}),
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(
+        BUCKET,
+        "shop-dev",
+        r#"path "secret/*" { capabilities = ["read"] }"#,
     )
     .await;
     // An orchestrator token that can be told apart in the output (the dev
@@ -139,21 +132,7 @@ async fn no_lambda_binary_logs_a_signature_token_or_secret_id_at_trace() {
         .approle_with_policy("app", r#"path "secret/data/*" { capabilities = ["read"] }"#)
         .await;
     bao.bao(&["kv", "put", "secret/app/db", "value=v"]).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     let aws = |extra: &[(&str, String)]| {
         let mut pairs = vec![
             ("VAULT_ADDR", bao.addr()),

@@ -6,28 +6,16 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao, Rie, RieConfig};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use testkit::{AppRolePeers, Moto, Rie, RieConfig};
+use wiremock::MockServer;
 
 const BUCKET: &str = "cfn-creds";
+/// The policy `shop-dev` of these tests.
+const READ_ALL: &str = r#"path "secret/*" { capabilities = ["read"] }"#;
 
 fn event(kind: &str, n: u32, cfn: &MockServer, physical: Option<&str>, props: Value) -> Value {
-    let mut e = json!({
-        "RequestType": kind,
-        "ResponseURL": format!("{}/cfn/{n}?X-Amz-Signature=abc", cfn.uri()),
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
-        "RequestId": format!("req-{n}"),
-        "ResourceType": "Custom::VaultAuth",
-        "LogicalResourceId": "ShopVaultAuth",
-        "ResourceProperties": props,
-    });
-    if let Some(p) = physical {
-        e["PhysicalResourceId"] = json!(p);
-    }
-    e
+    testkit::cfn::event(kind, n, &cfn.uri(), physical, props)
 }
 
 async fn answer(cfn: &MockServer, n: u32) -> Value {
@@ -49,64 +37,21 @@ async fn answer(cfn: &MockServer, n: u32) -> Value {
 
 #[tokio::test]
 async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    let policy = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(
-        policy.path(),
-        r#"path "secret/*" { capabilities = ["read"] }"#,
-    )
-    .unwrap();
-    bao.bao(&[
-        "policy",
-        "write",
-        "shop-dev",
-        policy.path().to_str().unwrap(),
-    ])
-    .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(BUCKET, "shop-dev", READ_ALL).await;
+    let cfn = testkit::cfn::response_listener().await;
 
     let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"));
-    let env = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = [
-            ("VAULT_ADDR", bao.addr()),
-            ("VAULT_TOKEN", bao.root_token().to_owned()),
-            ("AWS_ENDPOINT_URL_S3", moto.endpoint()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "AKIATEST".into()),
-            ("AWS_SECRET_ACCESS_KEY", "secret".into()),
-            ("VAULT_APPROLE_ROTATION_GRACE", "0s".into()),
-            // The wiremock listener stands in for CloudFormation's S3 URL.
-            ("VAULT_APPROLE_RESPONSE_URL_HOSTS", "127.0.0.1".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
+    // With the bucket, or without it (a misconfigured function).
+    let env = |with_bucket: bool| {
+        let mut env = base_env(&bao.addr(), bao.root_token(), &moto);
+        if !with_bucket {
+            env.retain(|(k, _)| k != "VAULT_APPROLE_S3_BUCKET");
+        }
         env
     };
     let rie = Rie::start(RieConfig {
         bootstrap: bootstrap.clone(),
-        env: env(&[("VAULT_APPROLE_S3_BUCKET", BUCKET)]),
+        env: env(true),
         ..RieConfig::default()
     })
     .await;
@@ -232,7 +177,7 @@ async fn bootstrap_under_rie_creates_and_deletes_and_always_answers() {
     // A misconfigured function still answers every event, naming the problem.
     let rie = Rie::start(RieConfig {
         bootstrap,
-        env: env(&[]),
+        env: env(false),
         ..RieConfig::default()
     })
     .await;
@@ -254,18 +199,6 @@ async fn s3_object(s3: &aws_sdk_s3::Client, key: &str) -> Option<Value> {
     Some(serde_json::from_slice(&object.body.collect().await.unwrap().into_bytes()).unwrap())
 }
 
-fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
     [
         ("VAULT_ADDR", bao_addr.to_owned()),
@@ -276,6 +209,7 @@ fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
         ("AWS_SECRET_ACCESS_KEY", "secret".into()),
         ("VAULT_APPROLE_ROTATION_GRACE", "0s".into()),
         ("VAULT_APPROLE_S3_BUCKET", BUCKET.into()),
+        // The wiremock listener stands in for CloudFormation's S3 URL.
         ("VAULT_APPROLE_RESPONSE_URL_HOSTS", "127.0.0.1".into()),
     ]
     .into_iter()
@@ -288,22 +222,8 @@ fn base_env(bao_addr: &str, token: &str, moto: &Moto) -> Vec<(String, String)> {
 /// connections: every one answered, and answered right.
 #[tokio::test]
 async fn cloudformation_properties_bad_payloads_short_timeouts_and_root_causes() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    bao.root_request(
-        "PUT",
-        "sys/policies/acl/shop-dev",
-        json!({"policy": r#"path "secret/*" { capabilities = ["read"] }"#}),
-    )
-    .await;
-    let s3 = s3_client(&moto);
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(BUCKET, "shop-dev", READ_ALL).await;
+    let cfn = testkit::cfn::response_listener().await;
     let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_bootstrap"));
     let mut env = base_env(&bao.addr(), bao.root_token(), &moto);
     // Lambda's default timeout, shorter than the 5 s answer margin.

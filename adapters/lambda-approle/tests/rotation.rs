@@ -11,13 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use serde_json::{Value, json};
-use testkit::{Moto, OpenBao, Rie, RieConfig};
+use testkit::{AppRolePeers, Rie, RieConfig};
 use vault_approle::{AppRoleAuth, S3Access, S3CredentialStore};
 use vault_client::{ClientConfig, SecretString, VaultAuth, VaultClient};
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const BUCKET: &str = "cfn-creds";
 const RUN: Duration = Duration::from_secs(120);
@@ -64,30 +61,13 @@ async fn live_accessors(root: &VaultClient, role: &str) -> usize {
 
 #[tokio::test]
 async fn scheduled_rotation_keeps_every_login_working_for_six_ttls() {
-    let bao = OpenBao::start().await;
-    let moto = Moto::start().await;
-    bao.bao(&["auth", "enable", "approle"]).await;
-    bao.root_request(
-        "PUT",
-        "sys/policies/acl/shop-dev",
-        json!({"policy": r#"path "secret/*" { capabilities = ["read"] }"#}),
+    let AppRolePeers { bao, moto, s3 } = AppRolePeers::start(
+        BUCKET,
+        "shop-dev",
+        r#"path "secret/*" { capabilities = ["read"] }"#,
     )
     .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("AKIATEST", "secret", None, None, "t"))
-            .endpoint_url(moto.endpoint())
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let cfn = MockServer::start().await;
-    Mock::given(method("PUT"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&cfn)
-        .await;
+    let cfn = testkit::cfn::response_listener().await;
     let env: Vec<(String, String)> = [
         ("VAULT_ADDR", bao.addr()),
         ("VAULT_TOKEN", bao.root_token().to_owned()),
@@ -108,15 +88,9 @@ async fn scheduled_rotation_keeps_every_login_working_for_six_ttls() {
         ..RieConfig::default()
     })
     .await;
-    let create = json!({
-        "RequestType": "Create",
-        "ResponseURL": format!("{}/cfn/1?X-Amz-Signature=abc", cfn.uri()),
-        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/shop/guid",
-        "RequestId": "req-1", "ResourceType": "Custom::VaultAuth",
-        "LogicalResourceId": "ShopVaultAuth",
-        "ResourceProperties": {"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
-            "Iam": "ShopTask", "SecretIdTtl": "20"},
-    });
+    let props = json!({"ServiceToken": "arn", "Service": "shop", "Environment": "dev",
+        "Iam": "ShopTask", "SecretIdTtl": "20"});
+    let create = testkit::cfn::event("Create", 1, &cfn.uri(), None, props);
     let (status, out) = rie.invoke(&create).await;
     assert_eq!(status, 200, "{out}\n{}", rie.logs());
     assert!(out.contains("SUCCESS"), "{out}\n{}", rie.logs());

@@ -75,13 +75,21 @@ fn aws_env(moto: &Moto) -> Vec<(String, String)> {
     .collect()
 }
 
-fn with(mut env: Vec<(String, String)>, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+/// The authorizer under RIE, reading Secrets Manager from `moto`, with
+/// `extra` in its environment.
+async fn start_authorizer(moto: &Moto, extra: &[(&str, &str)]) -> Rie {
+    let mut env = aws_env(moto);
     env.extend(
         extra
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    env
+    Rie::start(RieConfig {
+        bootstrap: PathBuf::from(env!("CARGO_BIN_EXE_lambda-authorizer")),
+        env,
+        ..RieConfig::default()
+    })
+    .await
 }
 
 fn assert_no_token(logs: &str) {
@@ -113,21 +121,16 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
         .send()
         .await
         .unwrap();
-    let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_lambda-authorizer"));
-    let rie = Rie::start(RieConfig {
-        bootstrap: bootstrap.clone(),
-        env: with(
-            aws_env(&moto),
-            &[
-                ("AUTHORIZER_TOKENS", ENV),
-                ("AUTHORIZER_TOKENS_SECRET_ID", SECRET),
-                ("AUTHORIZER_TOKENS_REFRESH_SECONDS", "1"),
-                // Even at TRACE (AWS SDK, hyper, lambda_runtime) no token is logged.
-                ("AUTHORIZER_LOG_LEVEL", "trace"),
-            ],
-        ),
-        ..RieConfig::default()
-    })
+    let rie = start_authorizer(
+        &moto,
+        &[
+            ("AUTHORIZER_TOKENS", ENV),
+            ("AUTHORIZER_TOKENS_SECRET_ID", SECRET),
+            ("AUTHORIZER_TOKENS_REFRESH_SECONDS", "1"),
+            // Even at TRACE (AWS SDK, hyper, lambda_runtime) no token is logged.
+            ("AUTHORIZER_LOG_LEVEL", "trace"),
+        ],
+    )
     .await;
 
     // HTTP API 2.0: bearer (environment token), cookie (secret token).
@@ -267,17 +270,13 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
 
     // Cold start without the secret: everything is denied, the error names
     // the variable.
-    let rie = Rie::start(RieConfig {
-        bootstrap: bootstrap.clone(),
-        env: with(
-            aws_env(&moto),
-            &[
-                ("AUTHORIZER_TOKENS", ENV),
-                ("AUTHORIZER_TOKENS_SECRET_ID", "api/missing"),
-            ],
-        ),
-        ..RieConfig::default()
-    })
+    let rie = start_authorizer(
+        &moto,
+        &[
+            ("AUTHORIZER_TOKENS", ENV),
+            ("AUTHORIZER_TOKENS_SECRET_ID", "api/missing"),
+        ],
+    )
     .await;
     let (ok, ctx) = http_decision(
         &rie,
@@ -299,15 +298,7 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
 
     // Misconfigured (a token too short to be safe): every invocation fails
     // naming the variable; nothing is allowed.
-    let rie = Rie::start(RieConfig {
-        bootstrap,
-        env: with(
-            aws_env(&moto),
-            &[("AUTHORIZER_TOKENS", &format!("{ENV},short"))],
-        ),
-        ..RieConfig::default()
-    })
-    .await;
+    let rie = start_authorizer(&moto, &[("AUTHORIZER_TOKENS", &format!("{ENV},short"))]).await;
     let (_, body) = rie
         .invoke(&http(&[("authorization", &format!("Bearer {ENV}"))], &[]))
         .await;
@@ -334,20 +325,16 @@ async fn authorizer_under_rie_decides_real_events_and_follows_secret_rotation() 
 #[tokio::test]
 async fn logs_follow_lambdas_logging_configuration() {
     let moto = Moto::start().await;
-    let bootstrap = PathBuf::from(env!("CARGO_BIN_EXE_lambda-authorizer"));
-    let start = |level: &'static str| {
-        Rie::start(RieConfig {
-            bootstrap: bootstrap.clone(),
-            env: with(
-                aws_env(&moto),
-                &[
-                    ("AUTHORIZER_TOKENS", ENV),
-                    ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-                    ("AWS_LAMBDA_LOG_LEVEL", level),
-                ],
-            ),
-            ..RieConfig::default()
-        })
+    let start = async |level: &'static str| {
+        start_authorizer(
+            &moto,
+            &[
+                ("AUTHORIZER_TOKENS", ENV),
+                ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+                ("AWS_LAMBDA_LOG_LEVEL", level),
+            ],
+        )
+        .await
     };
 
     let rie = start("INFO").await;

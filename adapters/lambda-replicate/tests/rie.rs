@@ -3,39 +3,30 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test helpers fail loudly.
 
-use std::time::Duration;
-
-use aws_credential_types::Credentials;
 use serde_json::json;
 use testkit::{Moto, OpenBao, Rie, RieConfig};
 use vault_replicate::aws;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[tokio::test]
-async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
+/// OpenBao and moto, an SNS topic in moto with a wiremock HTTP subscriber,
+/// and the SDK configuration for moto.
+struct Peers {
+    bao: OpenBao,
+    moto: Moto,
+    subscriber: MockServer,
+    sdk: testkit::replication::SdkConfig,
+    topic_arn: String,
+}
+
+async fn peers() -> Peers {
     let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
     let subscriber = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200))
         .mount(&subscriber)
         .await;
-    let sdk = aws::sdk_config(
-        &aws::AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(moto.endpoint()),
-            max_attempts: 2,
-            initial_backoff: Some(Duration::from_millis(5)),
-        },
-        Some(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        )),
-    )
-    .await;
+    let sdk = testkit::replication::sdk(&moto.endpoint(), 2).await;
     let sns = aws::sns_client(&sdk);
     let topic = sns.create_topic().name("replicate").send().await.unwrap();
     let topic_arn = topic.topic_arn().unwrap().to_owned();
@@ -46,6 +37,52 @@ async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
         .send()
         .await
         .unwrap();
+    Peers {
+        bao,
+        moto,
+        subscriber,
+        sdk,
+        topic_arn,
+    }
+}
+
+/// The Lambda under RIE, replicating from `bao` into `moto` with
+/// `settings`, notifying `topic_arn`.
+async fn start_lambda(
+    bao: &OpenBao,
+    moto: &Moto,
+    topic_arn: &str,
+    settings: &[(&str, &str)],
+) -> Rie {
+    let mut env = testkit::replication::env(&bao.addr(), moto);
+    env.push(("REPLICATE_SNS_TOPIC_ARN".to_owned(), topic_arn.to_owned()));
+    env.extend(
+        settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Rie::start(RieConfig {
+        bootstrap: env!("CARGO_BIN_EXE_lambda-replicate").into(),
+        env,
+        ..RieConfig::default()
+    })
+    .await
+}
+
+/// An EventBridge schedule's event.
+fn scheduled_event() -> serde_json::Value {
+    json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}})
+}
+
+#[tokio::test]
+async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
+    let Peers {
+        bao,
+        moto,
+        subscriber,
+        sdk,
+        topic_arn,
+    } = peers().await;
     for (path, v) in [("app/db", "p1"), ("app/x/api", "t1"), ("other/skip", "s")] {
         bao.bao(&[
             "kv",
@@ -56,30 +93,20 @@ async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
         .await;
     }
 
-    let env: Vec<(String, String)> = [
-        ("VAULT_ADDR", bao.addr()),
-        ("VAULT_TOKEN", bao.root_token().to_owned()),
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
-        ("REPLICATE_SOURCES", "secret/app".into()),
-        ("REPLICATE_TARGET_PREFIX", "prod".into()),
-        ("REPLICATE_WRITE_TPS", "0".into()),
-        ("REPLICATE_AWS_MAX_ATTEMPTS", "2".into()),
-        ("REPLICATE_SNS_TOPIC_ARN", topic_arn.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let rie = Rie::start(RieConfig {
-        bootstrap: env!("CARGO_BIN_EXE_lambda-replicate").into(),
-        env,
-        ..RieConfig::default()
-    })
+    let rie = start_lambda(
+        &bao,
+        &moto,
+        &topic_arn,
+        &[
+            ("REPLICATE_SOURCES", "secret/app"),
+            ("REPLICATE_TARGET_PREFIX", "prod"),
+            ("REPLICATE_WRITE_TPS", "0"),
+            ("REPLICATE_AWS_MAX_ATTEMPTS", "2"),
+        ],
+    )
     .await;
 
-    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let scheduled = scheduled_event();
     let (status, body) = rie.invoke(&scheduled).await;
     assert_eq!(status, 200, "{body}\n{}", rie.logs());
     let body: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -148,38 +175,13 @@ async fn scheduled_run_replicates_and_a_failing_run_notifies_sns_and_errors() {
 /// (also on SNS), and successive runs converge with every value correct.
 #[tokio::test]
 async fn runs_stop_before_the_deadline_and_the_next_ones_converge() {
-    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
-    let subscriber = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&subscriber)
-        .await;
-    let sdk = aws::sdk_config(
-        &aws::AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(moto.endpoint()),
-            max_attempts: 2,
-            initial_backoff: Some(Duration::from_millis(5)),
-        },
-        Some(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        )),
-    )
-    .await;
-    let sns = aws::sns_client(&sdk);
-    let topic = sns.create_topic().name("replicate").send().await.unwrap();
-    let topic_arn = topic.topic_arn().unwrap().to_owned();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("http")
-        .endpoint(subscriber.uri())
-        .send()
-        .await
-        .unwrap();
+    let Peers {
+        bao,
+        moto,
+        subscriber,
+        sdk,
+        topic_arn,
+    } = peers().await;
     let n = 24;
     for i in 0..n {
         bao.bao(&[
@@ -190,32 +192,22 @@ async fn runs_stop_before_the_deadline_and_the_next_ones_converge() {
         ])
         .await;
     }
-    let env: Vec<(String, String)> = [
-        ("VAULT_ADDR", bao.addr()),
-        ("VAULT_TOKEN", bao.root_token().to_owned()),
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "AKIDTEST".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test-secret".into()),
-        ("AWS_LAMBDA_FUNCTION_TIMEOUT", "3".into()),
-        ("REPLICATE_SOURCES", "secret/app".into()),
-        ("REPLICATE_WRITE_TPS", "4".into()),
-        ("REPLICATE_CONCURRENCY", "4".into()),
-        ("REPLICATE_DEADLINE_MARGIN_MS", "800".into()),
-        ("REPLICATE_AWS_MAX_ATTEMPTS", "2".into()),
-        ("REPLICATE_SNS_TOPIC_ARN", topic_arn.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let rie = Rie::start(RieConfig {
-        bootstrap: env!("CARGO_BIN_EXE_lambda-replicate").into(),
-        env,
-        ..RieConfig::default()
-    })
+    let rie = start_lambda(
+        &bao,
+        &moto,
+        &topic_arn,
+        &[
+            ("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"),
+            ("REPLICATE_SOURCES", "secret/app"),
+            ("REPLICATE_WRITE_TPS", "4"),
+            ("REPLICATE_CONCURRENCY", "4"),
+            ("REPLICATE_DEADLINE_MARGIN_MS", "800"),
+            ("REPLICATE_AWS_MAX_ATTEMPTS", "2"),
+        ],
+    )
     .await;
 
-    let scheduled = json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
+    let scheduled = scheduled_event();
     let mut lefts = Vec::new();
     let mut created = 0;
     for _ in 0..12 {

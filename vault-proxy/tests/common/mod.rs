@@ -181,3 +181,13 @@ pub async fn get(
     let headers = resp.headers().clone();
     (status, headers, resp.text().await.unwrap())
 }
+
+/// `(username, password)` of the database credentials in a secret file the
+/// proxy wrote (`{"data": {"username": ..., "password": ...}, ...}`).
+pub fn creds(file: &std::path::Path) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+    (
+        v["data"]["username"].as_str().unwrap().to_owned(),
+        v["data"]["password"].as_str().unwrap().to_owned(),
+    )
+}

@@ -6,13 +6,12 @@ pub mod proxy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_credential_types::Credentials;
+use testkit::{Moto, OpenBao};
 use vault_client::{ClientConfig, SecretString, VaultClient};
 use vault_replicate::{
     DeletionPolicy, Granularity, Naming, PlanPolicy, Replicator, SecretsManagerTarget, Source,
-    SourceScope, Target, VaultKvSource, aws,
+    SourceScope, Target, VaultKvSource,
 };
 
 pub fn vault(addr: &str, token: &str) -> VaultClient {
@@ -23,22 +22,23 @@ pub fn vault(addr: &str, token: &str) -> VaultClient {
 }
 
 pub async fn sdk(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
-    aws::sdk_config(
-        &aws::AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(endpoint.into()),
-            max_attempts,
-            initial_backoff: Some(Duration::from_millis(5)),
-        },
-        Some(Credentials::new(
-            "AKIDTEST",
-            "test-secret",
-            None,
-            None,
-            "test",
-        )),
-    )
-    .await
+    testkit::replication::sdk(endpoint, max_attempts).await
+}
+
+/// OpenBao and moto (running while this lives), a root client of OpenBao
+/// and a Secrets Manager client for moto ([`sdk`], 3 attempts a call).
+pub struct SmPeers {
+    pub bao: OpenBao,
+    pub moto: Moto,
+    pub v: VaultClient,
+    pub sm: aws_sdk_secretsmanager::Client,
+}
+
+pub async fn sm_peers() -> SmPeers {
+    let (bao, moto) = tokio::join!(OpenBao::start(), Moto::start());
+    let v = vault(&bao.addr(), bao.root_token());
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk(&moto.endpoint(), 3).await);
+    SmPeers { bao, moto, v, sm }
 }
 
 pub async fn write(v: &VaultClient, path: &str, data: serde_json::Value) -> u64 {
