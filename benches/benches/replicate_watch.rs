@@ -135,7 +135,9 @@ async fn main() {
         return;
     }
     let moto = Moto::start().await;
-    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 2).await);
+    let sm = aws::secretsmanager_client(
+        &vault_replicate::aws::test_sdk_config(&moto.endpoint(), 2).await,
+    );
     let mut table = Table::new(["window", "lag", "writes", "p50", "p99", "max"]);
     for window_ms in [1_000, 100] {
         let (entry_lag, readable) = measure(window_ms, &sm).await;

@@ -3,10 +3,6 @@
 
 use crate::Moto;
 
-/// The AWS SDK configuration [`sdk`] returns (feature `replicate`).
-#[cfg(feature = "replicate")]
-pub use aws_config::SdkConfig;
-
 /// The access key id of the test credentials: `AKIDTEST` (moto accepts
 /// any key until SigV4 verification is turned on).
 pub const ACCESS_KEY_ID: &str = "AKIDTEST";
@@ -34,29 +30,4 @@ pub fn env(vault_addr: &str, moto: &Moto) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
-}
-
-/// The SDK configuration `vault_replicate::aws::sdk_config` builds for
-/// `endpoint` (moto, or a proxy in front of it) with [`REGION`], the test
-/// credentials, `max_attempts` per call and a 5 ms first backoff (feature
-/// `replicate`).
-#[cfg(feature = "replicate")]
-pub async fn sdk(endpoint: &str, max_attempts: u32) -> SdkConfig {
-    use vault_replicate::aws;
-    aws::sdk_config(
-        &aws::AwsSettings {
-            region: Some(REGION.into()),
-            endpoint_url: Some(endpoint.into()),
-            max_attempts,
-            initial_backoff: Some(std::time::Duration::from_millis(5)),
-        },
-        Some(aws_credential_types::Credentials::new(
-            ACCESS_KEY_ID,
-            SECRET_ACCESS_KEY,
-            None,
-            None,
-            "testkit",
-        )),
-    )
-    .await
 }

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+/// The AWS SDK configuration the functions here build and take.
+pub use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, Region};
 
 /// Default attempts per AWS call (the first plus retries).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
@@ -61,6 +63,31 @@ pub async fn sdk_config(
         loader = loader.credentials_provider(c);
     }
     loader.load().await
+}
+
+/// The SDK configuration of the tests (feature `test-util`): `endpoint`
+/// (moto, or a proxy in front of it), region `us-east-1`, the static test
+/// credentials `AKIDTEST` / `test-secret` (those of
+/// `testkit::replication::env`), `max_attempts` per call and a 5 ms first
+/// backoff.
+#[cfg(feature = "test-util")]
+pub async fn test_sdk_config(endpoint: &str, max_attempts: u32) -> SdkConfig {
+    sdk_config(
+        &AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(endpoint.into()),
+            max_attempts,
+            initial_backoff: Some(std::time::Duration::from_millis(5)),
+        },
+        Some(aws_credential_types::Credentials::new(
+            "AKIDTEST",
+            "test-secret",
+            None,
+            None,
+            "test-util",
+        )),
+    )
+    .await
 }
 
 /// A Secrets Manager client for `config`.

@@ -33,7 +33,9 @@ async fn dry_run_then_run_then_a_bad_setting() {
         .await;
     bao.bao(&["kv", "put", "secret/team/sub/api", "token=t1"])
         .await;
-    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 2).await);
+    let sm = aws::secretsmanager_client(
+        &vault_replicate::aws::test_sdk_config(&moto.endpoint(), 2).await,
+    );
 
     // Dry run, JSON: the plan, nothing written.
     let out = replicate(&["--dry-run", "--format", "json"], &bao, &moto, &[]);

@@ -80,7 +80,9 @@ async fn watch_replicates_a_write_and_stops_on_sigterm() {
         .await;
     assert!(out.status.success(), "{out:?}");
 
-    let sm = aws::secretsmanager_client(&testkit::replication::sdk(&moto.endpoint(), 1).await);
+    let sm = aws::secretsmanager_client(
+        &vault_replicate::aws::test_sdk_config(&moto.endpoint(), 1).await,
+    );
     let start = Instant::now();
     loop {
         if let Ok(v) = sm

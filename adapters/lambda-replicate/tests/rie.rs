@@ -15,7 +15,7 @@ struct Peers {
     bao: OpenBao,
     moto: Moto,
     subscriber: MockServer,
-    sdk: testkit::replication::SdkConfig,
+    sdk: vault_replicate::aws::SdkConfig,
     topic_arn: String,
 }
 
@@ -26,7 +26,7 @@ async fn peers() -> Peers {
         .respond_with(ResponseTemplate::new(200))
         .mount(&subscriber)
         .await;
-    let sdk = testkit::replication::sdk(&moto.endpoint(), 2).await;
+    let sdk = vault_replicate::aws::test_sdk_config(&moto.endpoint(), 2).await;
     let sns = aws::sns_client(&sdk);
     let topic = sns.create_topic().name("replicate").send().await.unwrap();
     let topic_arn = topic.topic_arn().unwrap().to_owned();

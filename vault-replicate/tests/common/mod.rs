@@ -22,7 +22,7 @@ pub fn vault(addr: &str, token: &str) -> VaultClient {
 }
 
 pub async fn sdk(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
-    testkit::replication::sdk(endpoint, max_attempts).await
+    vault_replicate::aws::test_sdk_config(endpoint, max_attempts).await
 }
 
 /// OpenBao and moto (running while this lives), a root client of OpenBao
