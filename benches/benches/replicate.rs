@@ -229,12 +229,50 @@ async fn bench(size: usize, table: &mut Table) {
     let t = Instant::now();
     let r = ours.run(false).await;
     row(table, size, "initial sync", t.elapsed(), &r);
-    if !r.failures.is_empty() {
-        // moto answers some creates with 500 under load: the next run converges.
+    // moto answers some creates with 500 under load (about 1 in 10 at
+    // 50,000): the next runs converge.
+    let mut failures = r.failures.len();
+    for _ in 0..5 {
+        if failures == 0 {
+            break;
+        }
         let t = Instant::now();
         let r = ours.run(false).await;
         row(table, size, "catch-up after failures", t.elapsed(), &r);
-        assert!(r.is_success(), "{}", r.table());
+        failures = r.failures.len();
+    }
+    assert_eq!(failures, 0, "{size}: moto kept failing creates");
+    if lean() {
+        // One listing (partitioned), then only the rows that do not page
+        // through moto's secrets again (its ListSecrets scans every secret
+        // on every call: minutes at 50,000).
+        let t = Instant::now();
+        let r = ours.run(false).await;
+        row(
+            table,
+            size,
+            "no change, partitioned listing",
+            t.elapsed(),
+            &r,
+        );
+        assert_eq!(r.count("unchanged") as usize, size);
+        let t = Instant::now();
+        let r = ours.run(false).await;
+        row(
+            table,
+            size,
+            "no change, remembered listing",
+            t.elapsed(),
+            &r,
+        );
+        assert_eq!(r.count("unchanged") as usize, size);
+        assert_eq!(r.calls("secretsmanager.ListSecrets"), 0);
+        write_all(&v, (0..size).step_by(100), 1).await;
+        let t = Instant::now();
+        let r = ours.run(false).await;
+        row(table, size, "changed 1%", t.elapsed(), &r);
+        assert_eq!(r.count("update") as usize, size / 100);
+        return;
     }
 
     let t = Instant::now();
@@ -329,6 +367,12 @@ async fn bench(size: usize, table: &mut Table) {
     let r = ours.run(false).await;
     row(table, size, "changed 1%", t.elapsed(), &r);
     assert_eq!(r.count("update") as usize, size / 100);
+}
+
+/// `REPLICATE_BENCH_LEAN=1`: after the initial sync, only the rows whose
+/// time is ours rather than moto's listing (see [`bench`]).
+fn lean() -> bool {
+    std::env::var("REPLICATE_BENCH_LEAN").is_ok_and(|v| v == "1")
 }
 
 fn sizes() -> Vec<usize> {
