@@ -214,8 +214,7 @@ impl AppRoleAuth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let non_blank = vault_client::non_blank(&lookup);
-        let get = |name: &str| non_blank(name).map(|v| v.trim().to_owned());
+        let get = vault_client::trimmed(&lookup);
         let mount = get("VAULT_APPROLE_MOUNT").unwrap_or_else(|| "approle".into());
         let wrapped = match get("VAULT_SECRET_ID_WRAPPED") {
             Some(raw) => vault_client::parse_bool("VAULT_SECRET_ID_WRAPPED", &raw)?,
@@ -598,11 +597,7 @@ impl S3TokenAuth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = vault_client::trimmed(&lookup);
         let bucket = get("VAULT_TOKEN_S3_BUCKET").ok_or_else(|| {
             Error::invalid(
                 "VAULT_TOKEN_S3_BUCKET",

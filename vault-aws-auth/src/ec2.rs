@@ -155,11 +155,7 @@ impl Ec2Auth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = vault_client::trimmed(&lookup);
         let mut b = Self::builder();
         if let Some(r) = get("VAULT_AUTH_ROLE") {
             b = b.role(r);

@@ -416,11 +416,7 @@ impl AwsIamAuth {
     where
         F: Fn(&str) -> Option<String>,
     {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let get = vault_client::trimmed(&lookup);
         let role = get("VAULT_AUTH_ROLE").ok_or_else(|| {
             ConfigError::invalid(
                 "VAULT_AUTH_ROLE",

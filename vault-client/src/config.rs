@@ -97,6 +97,19 @@ impl ConfigError {
     }
 }
 
+/// [`non_blank`], with the value trimmed of surrounding spaces (names, paths,
+/// URLs; a file written with a trailing newline).
+pub fn trimmed<F>(lookup: F) -> impl Fn(&str) -> Option<String>
+where
+    F: Fn(&str) -> Option<String>,
+{
+    move |name| {
+        lookup(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+}
+
 /// `lookup` with blank values treated as unset: the rule every `from_lookup`
 /// in the workspace follows (`VAULT_TOKEN=""` is no token, not an empty one).
 pub fn non_blank<F>(lookup: F) -> impl Fn(&str) -> Option<String>

@@ -163,7 +163,9 @@ impl VaultClient {
     }
 }
 
-fn folder(path: &str) -> String {
+/// A KV folder path as Vault's LIST takes it: no leading slash, one
+/// trailing slash (`"app"`, `"/app/"` → `"app/"`), and `""` for the root.
+pub fn kv_folder(path: &str) -> String {
     let p = path.trim_matches('/');
     if p.is_empty() {
         String::new()
@@ -249,7 +251,7 @@ impl Kv2<'_> {
     /// Lists one folder (`""` for the mount's root): keys of secrets and of
     /// sub-folders (ending in `/`). A missing folder lists as empty.
     pub async fn list(&self, folder_path: &str) -> Result<Vec<String>> {
-        let path = self.url("metadata", &folder(folder_path));
+        let path = self.url("metadata", &kv_folder(folder_path));
         self.client.list_request(&path).keys().await
     }
 
@@ -257,7 +259,7 @@ impl Kv2<'_> {
     /// the mount, sorted. Lists up to 8 folders at once.
     pub async fn walk(&self, prefix: &str) -> Result<Vec<String>> {
         let mut secrets = Vec::new();
-        let mut folders = vec![folder(prefix)];
+        let mut folders = vec![kv_folder(prefix)];
         while !folders.is_empty() {
             let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
                 .map(|f| async move { self.list(&f).await.map(|keys| (f, keys)) })
@@ -284,7 +286,7 @@ impl Kv2<'_> {
     /// endpoint (it answers 404 or 405); fall back to [`Kv2::list`] and
     /// [`Kv2::read_metadata`] there. A missing folder lists as empty.
     pub async fn list_detailed(&self, folder_path: &str) -> Result<Vec<DetailedEntry>> {
-        let path = self.url("detailed-metadata", &folder(folder_path));
+        let path = self.url("detailed-metadata", &kv_folder(folder_path));
         let Some(response) = self.client.list_request(&path).send_optional().await? else {
             return Ok(Vec::new());
         };

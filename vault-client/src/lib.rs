@@ -60,11 +60,11 @@ pub use auth::{TokenAuth, VaultAuth};
 pub use client::{RawRequest, RawResponse, VaultClient};
 pub use config::{
     ClientConfig, ConfigError, DEFAULT_ADDRESS, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT, TlsConfig,
-    non_blank, parse_bool, parse_duration,
+    non_blank, parse_bool, parse_duration, trimmed,
 };
 pub use error::{Error, Result, TransportKind, error_chain};
 pub use files::write_private_file;
-pub use kv2::{DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState};
+pub use kv2::{DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState, kv_folder};
 pub use sys::{AclPolicy, Health, LeaseRenewal, WrapLookup};
 pub use token::{TokenInfo, TokenRequest};
 pub use types::{AuthInfo, SecretMap, VaultResponse, WrapInfo};

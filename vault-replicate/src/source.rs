@@ -187,7 +187,7 @@ impl VaultKvSource {
         out: &mut SourceSnapshot,
     ) -> Result<()> {
         let mount = scope.mount.as_str();
-        let root = folder_of(&scope.prefix);
+        let root = vault_client::kv_folder(&scope.prefix);
         if self.kv_version(calls, mount).await? == 1 {
             return self.walk_v1(calls, mount, root, out).await;
         }
@@ -441,15 +441,6 @@ impl VaultKvSource {
             }
         })
         .await
-    }
-}
-
-fn folder_of(prefix: &str) -> String {
-    let p = prefix.trim_matches('/');
-    if p.is_empty() {
-        String::new()
-    } else {
-        format!("{p}/")
     }
 }
 

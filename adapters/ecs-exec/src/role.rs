@@ -32,11 +32,7 @@ pub async fn discover<F>(lookup: F) -> anyhow::Result<String>
 where
     F: Fn(&str) -> Option<String>,
 {
-    let get = |name: &str| {
-        lookup(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let get = vault_client::trimmed(&lookup);
     let http = http()?;
     let ecs_url = get("AWS_CONTAINER_CREDENTIALS_FULL_URI").or_else(|| {
         get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").map(|rel| format!("{ECS_HOST}{rel}"))

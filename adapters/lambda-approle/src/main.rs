@@ -28,11 +28,7 @@ fn build<F>(lookup: F) -> anyhow::Result<CfnHandler>
 where
     F: Fn(&str) -> Option<String>,
 {
-    let get = |name: &str| {
-        lookup(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let get = vault_client::trimmed(&lookup);
     let client = VaultClient::new(ClientConfig::from_lookup(&lookup)?)?;
     let auth = auth::auth_from_lookup(&lookup)?;
     let layout = match get("VAULT_APPROLE_S3_LAYOUT") {
