@@ -163,6 +163,45 @@ impl VaultClient {
     }
 }
 
+/// Walks a KV folder tree from `root` (a [`kv_folder`] path), breadth
+/// first: `list(folder)` gives one folder's keys (sub-folders end in `/`),
+/// up to `concurrency` folders at once. Returns the full path of every
+/// secret, unsorted. The walk of [`Kv2::walk`], for callers that list their
+/// own way (counting or retrying their calls).
+pub async fn walk_kv_tree<E, F, Fut>(
+    root: String,
+    concurrency: usize,
+    list: F,
+) -> std::result::Result<Vec<String>, E>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<Vec<String>, E>>,
+{
+    let mut secrets = Vec::new();
+    let mut folders = vec![root];
+    while !folders.is_empty() {
+        let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
+            .map(|folder| {
+                let keys = list(folder.clone());
+                async move { keys.await.map(|keys| (folder, keys)) }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect()
+            .await?;
+        for (parent, keys) in listed {
+            for key in keys {
+                let full = format!("{parent}{key}");
+                if key.ends_with('/') {
+                    folders.push(full);
+                } else {
+                    secrets.push(full);
+                }
+            }
+        }
+    }
+    Ok(secrets)
+}
+
 /// A KV folder path as Vault's LIST takes it: no leading slash, one
 /// trailing slash (`"app"`, `"/app/"` → `"app/"`), and `""` for the root.
 pub fn kv_folder(path: &str) -> String {
@@ -258,25 +297,10 @@ impl Kv2<'_> {
     /// Every secret below `prefix` (recursively), as full paths relative to
     /// the mount, sorted. Lists up to 8 folders at once.
     pub async fn walk(&self, prefix: &str) -> Result<Vec<String>> {
-        let mut secrets = Vec::new();
-        let mut folders = vec![kv_folder(prefix)];
-        while !folders.is_empty() {
-            let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
-                .map(|f| async move { self.list(&f).await.map(|keys| (f, keys)) })
-                .buffer_unordered(WALK_CONCURRENCY)
-                .try_collect()
-                .await?;
-            for (parent, keys) in listed {
-                for key in keys {
-                    let full = format!("{parent}{key}");
-                    if key.ends_with('/') {
-                        folders.push(full)
-                    } else {
-                        secrets.push(full)
-                    }
-                }
-            }
-        }
+        let mut secrets = walk_kv_tree(kv_folder(prefix), WALK_CONCURRENCY, |folder| async move {
+            self.list(&folder).await
+        })
+        .await?;
         secrets.sort();
         Ok(secrets)
     }

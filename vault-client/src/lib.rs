@@ -64,7 +64,9 @@ pub use config::{
 };
 pub use error::{Error, Result, TransportKind, error_chain};
 pub use files::write_private_file;
-pub use kv2::{DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState, kv_folder};
+pub use kv2::{
+    DetailedEntry, Kv2, KvMetadata, KvSecret, KvVersion, KvVersionState, kv_folder, walk_kv_tree,
+};
 pub use sys::{AclPolicy, Health, LeaseRenewal, WrapLookup};
 pub use token::{TokenInfo, TokenRequest};
 pub use types::{AuthInfo, SecretMap, VaultResponse, WrapInfo};

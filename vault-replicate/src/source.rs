@@ -263,25 +263,11 @@ impl VaultKvSource {
         root: String,
         out: &mut SourceSnapshot,
     ) -> Result<()> {
-        let mut secrets = Vec::new();
-        let mut folders = vec![root];
-        while !folders.is_empty() {
-            let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
-                .map(|f| async move { self.list_plain(calls, mount, &f).await.map(|k| (f, k)) })
-                .buffer_unordered(self.list_concurrency)
-                .try_collect()
-                .await?;
-            for (parent, keys) in listed {
-                for key in keys {
-                    let full = format!("{parent}{key}");
-                    if key.ends_with('/') {
-                        folders.push(full);
-                    } else {
-                        secrets.push(full);
-                    }
-                }
-            }
-        }
+        let secrets =
+            vault_client::walk_kv_tree(root, self.list_concurrency, |folder| async move {
+                self.list_plain(calls, mount, &folder).await
+            })
+            .await?;
         let metas: Vec<(String, Option<KvMetadata>)> = stream::iter(secrets)
             .map(|path| async move {
                 calls.add(kinds::VAULT_READ_METADATA);
