@@ -364,35 +364,17 @@ impl VaultKvSource {
         root: String,
         out: &mut SourceSnapshot,
     ) -> Result<()> {
-        let mut secrets = Vec::new();
-        let mut folders = vec![root];
-        while !folders.is_empty() {
-            let listed: Vec<(String, Vec<String>)> = stream::iter(folders.drain(..))
-                .map(|f| async move {
-                    calls.add(kinds::VAULT_LIST);
-                    let path = format!("{mount}/{f}");
-                    let keys = self
-                        .call(calls, |c| {
-                            let path = path.clone();
-                            async move { c.list_request(&path).keys().await }
-                        })
-                        .await?;
-                    Ok::<_, Error>((f, keys))
+        let secrets =
+            vault_client::walk_kv_tree(root, self.list_concurrency, |folder| async move {
+                calls.add(kinds::VAULT_LIST);
+                let path = format!("{mount}/{folder}");
+                self.call(calls, |c| {
+                    let path = path.clone();
+                    async move { c.list_request(&path).keys().await }
                 })
-                .buffer_unordered(self.list_concurrency)
-                .try_collect()
-                .await?;
-            for (parent, keys) in listed {
-                for key in keys {
-                    let full = format!("{parent}{key}");
-                    if key.ends_with('/') {
-                        folders.push(full);
-                    } else {
-                        secrets.push(full);
-                    }
-                }
-            }
-        }
+                .await
+            })
+            .await?;
         let read: Vec<Option<SourceEntry>> = stream::iter(secrets)
             .map(|path| async move {
                 let value = self.read_v1(calls, mount, &path).await?;

@@ -133,11 +133,12 @@ pub(super) fn salvage_response_url(text: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn request() -> CfnRequest {
+    /// A Create request, the fixture of the cfn unit tests.
+    pub(in crate::cfn) fn request() -> CfnRequest {
         CfnRequest::parse(&json!({
             "RequestType": "Create", "ResponseURL": "http://127.0.0.1:1/r",
             "StackId": "s", "RequestId": "r-1", "LogicalResourceId": "Auth",

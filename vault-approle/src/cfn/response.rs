@@ -159,16 +159,8 @@ pub(super) async fn send(
 
 #[cfg(test)]
 mod tests {
+    use super::super::request::tests::request;
     use super::*;
-    use serde_json::json;
-
-    fn request() -> CfnRequest {
-        CfnRequest::parse(&json!({
-            "RequestType": "Create", "ResponseURL": "http://127.0.0.1:1/r",
-            "StackId": "s", "RequestId": "r-1", "LogicalResourceId": "Auth",
-        }))
-        .unwrap()
-    }
 
     #[test]
     fn bodies_never_exceed_4096_bytes() {
