@@ -17,6 +17,7 @@
 mod login;
 mod proxy;
 mod replicate;
+mod server;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -160,6 +161,12 @@ enum Command {
     /// Exit status: 0 success, 1 failures or error.
     // Boxed: its flags make it far larger than the other commands.
     Replicate(Box<replicate::ReplicateArgs>),
+    /// The Vault/OpenBao server run as a Lambda function
+    /// (docs/vault-in-lambda.md).
+    Server {
+        #[command(subcommand)]
+        command: server::ServerCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -248,6 +255,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Replicate(args) => replicate::run(*args, connection, cli.format).await,
+        Command::Server { command } => server::run(command, cli.format).await,
     }
 }
 
