@@ -12,8 +12,9 @@
 //! - CLI subcommands: every variant of a `#[derive(Subcommand)]` enum must
 //!   appear in a `vault-aws ...` usage line.
 //!
-//! Variables of the API Gateway authorizer may be documented on its own page
-//! (docs/authorizer.md), which docs/configuration.md links to.
+//! Variables of the API Gateway authorizer and of the server in Lambda may be
+//! documented on their own pages (docs/authorizer.md, docs/vault-in-lambda.md),
+//! which docs/configuration.md links to.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Test helpers fail loudly.
@@ -249,9 +250,12 @@ fn documentation() -> String {
     let docs = root().join("docs");
     let mut text = fs::read_to_string(docs.join("configuration.md"))
         .expect("docs/configuration.md is missing");
-    // The authorizer documents its own variables; configuration.md links there.
-    if let Ok(more) = fs::read_to_string(docs.join("authorizer.md")) {
-        text.push_str(&more);
+    // The authorizer and the server in Lambda document their own variables;
+    // configuration.md links there.
+    for page in ["authorizer.md", "vault-in-lambda.md"] {
+        if let Ok(more) = fs::read_to_string(docs.join(page)) {
+            text.push_str(&more);
+        }
     }
     text
 }
