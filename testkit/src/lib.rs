@@ -10,6 +10,7 @@
 //! | moto server (STS, IAM, S3, KMS, SNS, Secrets Manager) | [`Moto`] | `.peers/bin/moto_server` |
 //! | PostgreSQL (runs as `nobody` when the tests run as root) | [`Postgres`] | `.peers/pgbin/{initdb,postgres,psql}` |
 //! | AWS Lambda Runtime Interface Emulator | [`Rie`] | `.peers/bin/aws-lambda-rie` |
+//! | API Gateway HTTP API (payload 2.0, Lambda authorizer) in front of two RIEs | [`ApiGateway`] | – |
 //!
 //! Every handle stops its peer and everything the peer started, and reaps it,
 //! when dropped, also when the test panics. Peers also get `SIGKILL` when the
@@ -33,6 +34,7 @@
 // This crate exists to make tests fail loudly: panicking on a broken peer is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api_gateway;
 #[cfg(feature = "s3")]
 mod approle;
 pub mod cfn;
@@ -49,6 +51,7 @@ mod rie;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use api_gateway::ApiGateway;
 #[cfg(feature = "s3")]
 pub use approle::AppRolePeers;
 pub use iam_login::{

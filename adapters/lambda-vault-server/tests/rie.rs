@@ -25,7 +25,7 @@ use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Value, json};
-use testkit::{Moto, Postgres, Rie, RieConfig, free_port, peer_bin};
+use testkit::{ApiGateway, Moto, Postgres, Rie, RieConfig, free_port, peer_bin};
 
 const GATEWAY_TOKEN: &str = "gateway-token-5e1b9c7d3a8f";
 const WRONG_TOKEN: &str = "wrong-token-0000000000000";
@@ -447,6 +447,72 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
         .await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["data"]["data"]["password"], SECRET_VALUE);
+
+    // A real client through an API Gateway stand-in: the bao CLI, its
+    // gateway token in -header (it sends the Vault token as X-Vault-Token).
+    let api = ApiGateway::start(&authorizer.emulator_addr(), &server.emulator_addr()).await;
+    let home = tempfile::tempdir().unwrap();
+    let bao = async |args: &[&str], gateway_token: Option<&str>| {
+        let mut cmd = tokio::process::Command::new(peer_bin("bao"));
+        cmd.args(&args[..2]);
+        if let Some(token) = gateway_token {
+            cmd.arg(format!("-header=Authorization=Bearer {token}"));
+        }
+        cmd.args(&args[2..])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("BAO_ADDR", api.url())
+            .env("BAO_TOKEN", &root_token)
+            .kill_on_drop(true);
+        let out = cmd.output().await.unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = bao(
+        &[
+            "kv",
+            "put",
+            "-mount=secret",
+            "cli-app",
+            "password=from-the-bao-cli",
+        ],
+        Some(GATEWAY_TOKEN),
+    )
+    .await;
+    assert!(
+        ok,
+        "bao kv put through the gateway: {err}\n{}",
+        server.logs()
+    );
+    let (ok, out, err) = bao(
+        &["kv", "get", "-mount=secret", "-field=password", "cli-app"],
+        Some(GATEWAY_TOKEN),
+    )
+    .await;
+    assert!(ok, "bao kv get: {err}");
+    assert_eq!(out, "from-the-bao-cli");
+    let calls = api.integration_calls();
+    let (ok, _, err) = bao(
+        &["kv", "get", "-mount=secret", "-field=password", "cli-app"],
+        Some(WRONG_TOKEN),
+    )
+    .await;
+    assert!(!ok && err.contains("403"), "a wrong gateway token: {err}");
+    let (ok, _, err) = bao(
+        &["kv", "get", "-mount=secret", "-field=password", "cli-app"],
+        None,
+    )
+    .await;
+    assert!(!ok && err.contains("401"), "no gateway token: {err}");
+    assert_eq!(
+        api.integration_calls(),
+        calls,
+        "a refused request reached the server's function"
+    );
 
     // The REST flavour of the same read.
     let rest = invoke_server(
