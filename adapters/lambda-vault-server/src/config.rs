@@ -286,14 +286,17 @@ impl ServerConfig {
         // X-Forwarded-For, which the server trusts from the loopback only, so
         // audit logs show the real client. No storage cache: Lambda may keep
         // an older execution environment frozen while a newer one writes, and
-        // a thawed one must read PostgreSQL, not what it cached before.
+        // a thawed one must read PostgreSQL, not what it cached before. No
+        // cluster listener: one node, nothing to forward to (and its
+        // shutdown alone took 350 ms of Lambda's 500 ms shutdown budget).
         hcl.push_str(&format!(
             "listener \"tcp\" {{\n  address = \"{addr}\"\n  tls_disable = true\n  \
              x_forwarded_for_authorized_addrs = \"127.0.0.1/32\"\n  \
              x_forwarded_for_reject_not_present = false\n}}\n\
              api_addr = \"http://{addr}\"\n\
              ui = false\n\
-             disable_cache = true\n",
+             disable_cache = true\n\
+             disable_clustering = true\n",
             addr = self.address()
         ));
         // Lambda gives no CAP_IPC_LOCK; HashiCorp Vault refuses to start

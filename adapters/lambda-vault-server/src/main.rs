@@ -85,6 +85,7 @@ async fn start() -> Result<App, String> {
         .map_err(|e| format!("lambda-vault-server: {e}"))?;
     tracing::info!(
         ready_ms = started.elapsed().as_millis() as u64,
+        pid = server.pid(),
         "server ready"
     );
     Ok(App::new(&config, server, client))

@@ -257,59 +257,91 @@ fn cli_init(cli: &Path, server: &Rie, moto: &Moto) -> std::process::Output {
     cmd.output().unwrap()
 }
 
+/// PostgreSQL, moto with the seal key (under a KMS key) and the RDS-shaped
+/// database secret, and the function's environment.
+struct Stack {
+    postgres: Postgres,
+    moto: Moto,
+    sm: aws_sdk_secretsmanager::Client,
+    kms_key: String,
+    seal_key: String,
+    deployment: Deployment,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let (postgres, moto) = tokio::join!(Postgres::start(), Moto::start());
+        let sm = secrets_manager(&moto);
+        let kms_key = create_kms_key(&moto).await;
+        let seal_key = B64.encode(std::array::from_fn::<u8, 32, _>(|i| {
+            (i as u8).wrapping_mul(37) ^ 0x5a
+        }));
+        sm.create_secret()
+            .name("vault-server/seal-key")
+            .kms_key_id(&kms_key)
+            .secret_string(&seal_key)
+            .send()
+            .await
+            .unwrap();
+        // The shape an RDS secret attachment writes.
+        sm.create_secret()
+            .name("vault-server/postgres")
+            .secret_string(
+                json!({
+                    "engine": "postgres",
+                    "username": postgres.superuser(),
+                    "password": postgres.password(),
+                    "host": "127.0.0.1",
+                    "port": postgres.port(),
+                    "dbname": "postgres",
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let port = free_port().to_string();
+        let mut env = aws_env(&moto);
+        env.extend(
+            [
+                ("VAULT_SERVER_BINARY", peer_bin("bao").display().to_string()),
+                ("VAULT_SERVER_PORT", port),
+                (
+                    "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
+                    "vault-server/postgres".into(),
+                ),
+                (
+                    "VAULT_SERVER_SEAL_KEY_SECRET_ID",
+                    "vault-server/seal-key".into(),
+                ),
+                ("VAULT_SERVER_INIT_SECRET_NAME", INIT_SECRET.into()),
+                ("VAULT_SERVER_INIT_KMS_KEY_ID", kms_key.clone()),
+            ]
+            .map(|(k, v)| (k.to_owned(), v)),
+        );
+        let deployment = Deployment { env };
+        Stack {
+            postgres,
+            moto,
+            sm,
+            kms_key,
+            seal_key,
+            deployment,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_unseals_itself_again()
 {
-    let (postgres, moto) = tokio::join!(Postgres::start(), Moto::start());
-    let sm = secrets_manager(&moto);
-    let kms_key = create_kms_key(&moto).await;
-    let seal_key = B64.encode(std::array::from_fn::<u8, 32, _>(|i| {
-        (i as u8).wrapping_mul(37) ^ 0x5a
-    }));
-    sm.create_secret()
-        .name("vault-server/seal-key")
-        .kms_key_id(&kms_key)
-        .secret_string(&seal_key)
-        .send()
-        .await
-        .unwrap();
-    // The shape an RDS secret attachment writes.
-    sm.create_secret()
-        .name("vault-server/postgres")
-        .secret_string(
-            json!({
-                "engine": "postgres",
-                "username": postgres.superuser(),
-                "password": postgres.password(),
-                "host": "127.0.0.1",
-                "port": postgres.port(),
-                "dbname": "postgres",
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let port = free_port().to_string();
-    let mut env = aws_env(&moto);
-    env.extend(
-        [
-            ("VAULT_SERVER_BINARY", peer_bin("bao").display().to_string()),
-            ("VAULT_SERVER_PORT", port),
-            (
-                "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
-                "vault-server/postgres".into(),
-            ),
-            (
-                "VAULT_SERVER_SEAL_KEY_SECRET_ID",
-                "vault-server/seal-key".into(),
-            ),
-            ("VAULT_SERVER_INIT_SECRET_NAME", INIT_SECRET.into()),
-            ("VAULT_SERVER_INIT_KMS_KEY_ID", kms_key.clone()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    );
-    let deployment = Deployment { env };
+    let Stack {
+        postgres,
+        moto,
+        sm,
+        kms_key,
+        seal_key,
+        deployment,
+    } = Stack::start().await;
     let authorizer = Rie::start(RieConfig {
         bootstrap: workspace_binary("lambda-authorizer", "vault-aws-lambda-authorizer"),
         env: vec![("AUTHORIZER_TOKENS".into(), GATEWAY_TOKEN.into())],
@@ -663,5 +695,132 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
         "cold start to the first answer: {} ms not initialized, {} ms initialized (auto-unseal from Secrets Manager, PostgreSQL storage)",
         cold_uninitialized.as_millis(),
         cold_unsealed.as_millis()
+    );
+}
+
+/// An API Gateway event as it arrives after the authorizer allowed it.
+fn allowed_event(method: &str, path: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {},
+        "requestContext": {
+            "stage": "$default",
+            "http": {"method": method, "sourceIp": "203.0.113.7"},
+            "authorizer": {"lambda": {"client": "env-1"}}
+        },
+        "isBase64Encoded": false
+    })
+}
+
+async fn init_secret(sm: &aws_sdk_secretsmanager::Client) -> Value {
+    let out = sm
+        .get_secret_value()
+        .secret_id(INIT_SECRET)
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(out.secret_string().unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_never_overwrites_keys_finishes_a_half_done_init_and_a_dead_server_is_replaced() {
+    let stack = Stack::start().await;
+    let cli = workspace_binary("vault-aws", "vault-aws-cli");
+    let server = stack.deployment.start_server(&[]).await;
+    let health = allowed_event("GET", "/v1/sys/health");
+
+    // The init secret already holds something (keys of an earlier storage):
+    // refused, the secret and the server untouched.
+    let earlier = json!({"root_token": "s.keys-of-an-earlier-storage"});
+    stack
+        .sm
+        .create_secret()
+        .name(INIT_SECRET)
+        .secret_string(earlier.to_string())
+        .send()
+        .await
+        .unwrap();
+    let out = cli_init(&cli, &server, &stack.moto);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(init_secret(&stack.sm).await, earlier);
+    assert_eq!(invoke_server(&server, &health).await["statusCode"], 501);
+
+    // The "pending" marker an init leaves when it stops before the server
+    // answered: the next init finishes the job.
+    stack
+        .sm
+        .put_secret_value()
+        .secret_id(INIT_SECRET)
+        .secret_string(json!({"status": "pending"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    let out = cli_init(&cli, &server, &stack.moto);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.logs()
+    );
+    let stored = init_secret(&stack.sm).await;
+    assert_eq!(stored["status"], "initialized");
+    assert!(
+        stored["root_token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("s.")),
+        "{}",
+        stored["status"]
+    );
+    assert_eq!(invoke_server(&server, &health).await["statusCode"], 200);
+
+    // The server dies under the function: the request in flight gets a 503,
+    // the instance leaves, and the next invocation starts a new one that
+    // unseals the server again.
+    let logs = server.logs();
+    let pid: u32 = logs
+        .lines()
+        .find(|l| l.contains("server ready"))
+        .and_then(|l| l.split("pid=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no server pid in the logs:\n{logs}"));
+    let status = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let answer = invoke_server(&server, &health).await;
+    assert_eq!(answer["statusCode"], 503, "{answer}");
+    assert!(
+        body_json(&answer)["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("has exited")
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = server.invoke(&health).await;
+        let code = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["statusCode"].as_u64());
+        if status == 200 && code == Some(200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no new instance: {status} {body}\n{}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        server.logs().matches("server ready").count(),
+        2,
+        "a second instance started the server"
     );
 }
