@@ -25,10 +25,11 @@ use serde_json::{Value, json};
 use testkit::{Moto, Postgres, Rie, RieConfig, free_port, peer_bin};
 use vault_aws_benches::{Latencies, Table, fmt_duration};
 use vault_aws_lambda_vault_server::ServerConfig;
-use vault_aws_lambda_vault_server::config::SEAL_KEY_ENV;
+use vault_aws_lambda_vault_server::config::{SEAL_KEY_ENV, StaticKeyIds};
 
 const ROUNDS: usize = 7;
 const WARM: usize = 300;
+const KEY_ID: &str = "bench";
 const SEAL_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn release_binary() -> PathBuf {
@@ -67,7 +68,11 @@ impl Bare {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("server.hcl");
-        std::fs::write(&file, config.render_hcl()).unwrap();
+        let ids = StaticKeyIds {
+            current: KEY_ID.to_owned(),
+            previous: None,
+        };
+        std::fs::write(&file, config.render_hcl(&ids)).unwrap();
         let child = tokio::process::Command::new(peer_bin("bao"))
             .arg("server")
             .arg(format!("-config={}", file.display()))
@@ -194,6 +199,7 @@ async fn main() {
             "postgres".to_owned(),
         ),
         ("VAULT_SERVER_SEAL_KEY_SECRET_ID", "seal-key".to_owned()),
+        ("VAULT_SERVER_SEAL_KEY_ID", KEY_ID.to_owned()),
         ("VAULT_SERVER_AUDIT", "off".to_owned()),
         ("AWS_ENDPOINT_URL", moto.endpoint()),
         ("AWS_REGION", "eu-west-1".to_owned()),

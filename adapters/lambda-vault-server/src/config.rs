@@ -14,6 +14,21 @@ use vault_client::{ConfigError, non_blank, parse_bool, parse_duration};
 /// server (`current_key = "env://…"`); set on the child only.
 pub const SEAL_KEY_ENV: &str = "VAULT_AWS_STATIC_SEAL_KEY";
 
+/// The environment variable of the previous static seal key (after a
+/// rotation of the secret: its `AWSPREVIOUS` version).
+pub const PREVIOUS_SEAL_KEY_ENV: &str = "VAULT_AWS_STATIC_SEAL_PREVIOUS_KEY";
+
+/// The static seal's key ids as resolved at start: by default the Secrets
+/// Manager version ids of the secret's `AWSCURRENT` and `AWSPREVIOUS`
+/// versions, so rotating the secret rotates the seal key.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StaticKeyIds {
+    /// `current_key_id`.
+    pub current: String,
+    /// `previous_key_id`, when there is a previous key.
+    pub previous: Option<String>,
+}
+
 /// Where the server keeps its data.
 #[derive(Clone, Debug)]
 pub enum Storage {
@@ -61,8 +76,9 @@ pub enum Seal {
     Static {
         /// The secret holding the key.
         key_secret_id: String,
-        /// `current_key_id` of the seal.
-        key_id: String,
+        /// A fixed `current_key_id` (`VAULT_SERVER_SEAL_KEY_ID`; no rotation).
+        /// `None`: the secret's version ids, current and previous.
+        key_id: Option<String>,
     },
     /// HashiCorp Vault's `awskms` seal (OpenBao builds without it answer
     /// `unknown wrapper: awskms`).
@@ -173,7 +189,7 @@ impl ServerConfig {
                         "it is not set and VAULT_SERVER_SEAL is static",
                     )
                 })?,
-                key_id: get("VAULT_SERVER_SEAL_KEY_ID").unwrap_or_else(|| "vault-aws-1".into()),
+                key_id: get("VAULT_SERVER_SEAL_KEY_ID"),
             },
             "awskms" => Seal::AwsKms {
                 kms_key_id: get("VAULT_SERVER_KMS_KEY_ID").ok_or_else(|| {
@@ -246,8 +262,9 @@ impl ServerConfig {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The server configuration file (HCL). It holds no secret.
-    pub fn render_hcl(&self) -> String {
+    /// The server configuration file (HCL), with the static seal's key ids
+    /// `ids` (ignored by other seals). It holds no secret.
+    pub fn render_hcl(&self, ids: &StaticKeyIds) -> String {
         let mut hcl = String::new();
         match &self.storage {
             Storage::Postgresql { table, .. } => {
@@ -266,10 +283,19 @@ impl ServerConfig {
             }
         }
         match &self.seal {
-            Seal::Static { key_id, .. } => hcl.push_str(&format!(
-                "seal \"static\" {{\n  current_key_id = {}\n  current_key = \"env://{SEAL_KEY_ENV}\"\n}}\n",
-                hcl_string(key_id)
-            )),
+            Seal::Static { .. } => {
+                hcl.push_str(&format!(
+                    "seal \"static\" {{\n  current_key_id = {}\n  current_key = \"env://{SEAL_KEY_ENV}\"\n",
+                    hcl_string(&ids.current)
+                ));
+                if let Some(previous) = &ids.previous {
+                    hcl.push_str(&format!(
+                        "  previous_key_id = {}\n  previous_key = \"env://{PREVIOUS_SEAL_KEY_ENV}\"\n",
+                        hcl_string(previous)
+                    ));
+                }
+                hcl.push_str("}\n");
+            }
             Seal::AwsKms { kms_key_id } => hcl.push_str(&format!(
                 "seal \"awskms\" {{\n  kms_key_id = {}\n}}\n",
                 hcl_string(kms_key_id)
@@ -353,8 +379,17 @@ mod tests {
         );
         assert_eq!(c.port, 8200);
         assert!(c.require_authorizer);
-        let hcl = c.render_hcl();
+        let ids = StaticKeyIds {
+            current: "v2".into(),
+            previous: Some("v1".into()),
+        };
+        let hcl = c.render_hcl(&ids);
         assert!(hcl.contains("storage \"postgresql\""), "{hcl}");
+        assert!(hcl.contains("current_key_id = \"v2\""), "{hcl}");
+        assert!(
+            hcl.contains("previous_key_id = \"v1\"\n  previous_key = \"env://VAULT_AWS_STATIC_SEAL_PREVIOUS_KEY\""),
+            "{hcl}"
+        );
         assert!(
             hcl.contains("current_key = \"env://VAULT_AWS_STATIC_SEAL_KEY\""),
             "{hcl}"
@@ -370,7 +405,7 @@ mod tests {
         assert!(
             !config(&quiet)
                 .expect("valid")
-                .render_hcl()
+                .render_hcl(&StaticKeyIds::default())
                 .contains("audit")
         );
     }
@@ -385,7 +420,7 @@ mod tests {
             ("VAULT_SERVER_KMS_KEY_ID", "alias/vault \"seal\""),
         ])
         .expect("valid");
-        let hcl = c.render_hcl();
+        let hcl = c.render_hcl(&StaticKeyIds::default());
         assert!(
             hcl.contains("storage \"s3\" {\n  bucket = \"my-vault-data\""),
             "{hcl}"

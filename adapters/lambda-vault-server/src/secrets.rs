@@ -20,38 +20,74 @@ pub struct SecretError {
     pub secret_id: String,
     /// What went wrong (never the value).
     pub problem: String,
+    /// Secrets Manager answered ResourceNotFound.
+    pub not_found: bool,
 }
 
 /// Reads the secrets `config` names.
 pub async fn fetch(client: &Client, config: &ServerConfig) -> Result<ServerSecrets, SecretError> {
     let mut secrets = ServerSecrets::default();
-    if let Seal::Static { key_secret_id, .. } = &config.seal {
-        let (string, binary) =
-            get(client, "VAULT_SERVER_SEAL_KEY_SECRET_ID", key_secret_id).await?;
-        let key = seal_key(string, binary).map_err(|problem| SecretError {
-            variable: "VAULT_SERVER_SEAL_KEY_SECRET_ID",
+    if let Seal::Static {
+        key_secret_id,
+        key_id,
+    } = &config.seal
+    {
+        const VARIABLE: &str = "VAULT_SERVER_SEAL_KEY_SECRET_ID";
+        let invalid = |problem: String| SecretError {
+            variable: VARIABLE,
             secret_id: key_secret_id.clone(),
             problem,
-        })?;
-        secrets.seal_key = Some(key);
+            not_found: false,
+        };
+        let current = get(client, VARIABLE, key_secret_id, None).await?;
+        secrets.seal_key = Some(seal_key(current.string, current.binary).map_err(invalid)?);
+        match key_id {
+            // A pinned key id: one key, no rotation.
+            Some(id) => secrets.seal_key_ids.current = id.clone(),
+            None => {
+                secrets.seal_key_ids.current = current.version_id.ok_or_else(|| {
+                    invalid(
+                        "Secrets Manager returned no VersionId; set VAULT_SERVER_SEAL_KEY_ID"
+                            .into(),
+                    )
+                })?;
+                // After a rotation of the secret, its AWSPREVIOUS version
+                // unseals what the old key wrapped.
+                match get(client, VARIABLE, key_secret_id, Some("AWSPREVIOUS")).await {
+                    Ok(previous) => {
+                        if let Some(id) = previous.version_id {
+                            let key = seal_key(previous.string, previous.binary)
+                                .map_err(|p| invalid(format!("its AWSPREVIOUS version: {p}")))?;
+                            secrets.previous_seal_key = Some(key);
+                            secrets.seal_key_ids.previous = Some(id);
+                        }
+                    }
+                    Err(e) if e.not_found => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
     }
     if let Storage::Postgresql { connection, .. } = &config.storage {
         secrets.pg_connection_url = Some(match connection {
             PgConnection::Url(url) => url.clone(),
             PgConnection::Secret(id) => {
-                let (string, _) =
-                    get(client, "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID", id).await?;
+                let string = get(client, "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID", id, None)
+                    .await?
+                    .string;
                 let string = string.ok_or_else(|| SecretError {
                     variable: "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
                     secret_id: id.clone(),
                     problem: "it has no SecretString; expected a postgres:// URL or an RDS \
                               secret's JSON"
                         .into(),
+                    not_found: false,
                 })?;
                 pg_url(&string).map_err(|problem| SecretError {
                     variable: "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
                     secret_id: id.clone(),
                     problem,
+                    not_found: false,
                 })?
             }
         });
@@ -59,27 +95,42 @@ pub async fn fetch(client: &Client, config: &ServerConfig) -> Result<ServerSecre
     Ok(secrets)
 }
 
-type Value = (Option<Zeroizing<String>>, Option<Zeroizing<Vec<u8>>>);
+/// One version of a secret.
+struct Version {
+    string: Option<Zeroizing<String>>,
+    binary: Option<Zeroizing<Vec<u8>>>,
+    version_id: Option<String>,
+}
 
 async fn get(
     client: &Client,
     variable: &'static str,
     secret_id: &str,
-) -> Result<Value, SecretError> {
+    stage: Option<&str>,
+) -> Result<Version, SecretError> {
     let out = client
         .get_secret_value()
         .secret_id(secret_id)
+        .set_version_stage(stage.map(str::to_owned))
         .send()
         .await
         .map_err(|e| SecretError {
             variable,
             secret_id: secret_id.to_owned(),
-            problem: format!("cannot read it: {}", vault_client::error_chain(&e)),
+            not_found: e
+                .as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()),
+            problem: format!(
+                "cannot read {}: {}",
+                stage.unwrap_or("it"),
+                vault_client::error_chain(&e)
+            ),
         })?;
-    Ok((
-        out.secret_string.map(Zeroizing::new),
-        out.secret_binary.map(|b| Zeroizing::new(b.into_inner())),
-    ))
+    Ok(Version {
+        string: out.secret_string.map(Zeroizing::new),
+        binary: out.secret_binary.map(|b| Zeroizing::new(b.into_inner())),
+        version_id: out.version_id,
+    })
 }
 
 /// The static seal key as base64 of exactly 32 bytes: `SecretBinary` raw, or

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::config::{SEAL_KEY_ENV, ServerConfig};
+use crate::config::{PREVIOUS_SEAL_KEY_ENV, SEAL_KEY_ENV, ServerConfig, StaticKeyIds};
 
 /// Lines of the server's own output kept for error messages.
 const KEPT_LINES: usize = 40;
@@ -22,6 +22,10 @@ const KEPT_LINES: usize = 40;
 pub struct ServerSecrets {
     /// The static seal key, base64 (`None` for the awskms seal).
     pub seal_key: Option<SecretString>,
+    /// The static seal's previous key (after a rotation), base64.
+    pub previous_seal_key: Option<SecretString>,
+    /// The static seal's key ids.
+    pub seal_key_ids: StaticKeyIds,
     /// The PostgreSQL connection URL (`None` for s3 storage).
     pub pg_connection_url: Option<SecretString>,
 }
@@ -30,6 +34,11 @@ impl std::fmt::Debug for ServerSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerSecrets")
             .field("seal_key", &self.seal_key.as_ref().map(|_| "[redacted]"))
+            .field(
+                "previous_seal_key",
+                &self.previous_seal_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("seal_key_ids", &self.seal_key_ids)
             .field(
                 "pg_connection_url",
                 &self.pg_connection_url.as_ref().map(|_| "[redacted]"),
@@ -104,7 +113,8 @@ impl Server {
             .tempdir()
             .map_err(StartError::Config)?;
         let file = dir.path().join("server.hcl");
-        write_private(&file, &config.render_hcl()).map_err(StartError::Config)?;
+        write_private(&file, &config.render_hcl(&secrets.seal_key_ids))
+            .map_err(StartError::Config)?;
 
         let mut command = Command::new(&config.binary);
         command
@@ -116,6 +126,9 @@ impl Server {
             .kill_on_drop(true);
         if let Some(key) = &secrets.seal_key {
             command.env(SEAL_KEY_ENV, key.expose_secret());
+        }
+        if let Some(key) = &secrets.previous_seal_key {
+            command.env(PREVIOUS_SEAL_KEY_ENV, key.expose_secret());
         }
         if let Some(url) = &secrets.pg_connection_url {
             // OpenBao reads BAO_PG_CONNECTION_URL, HashiCorp Vault VAULT_PG_CONNECTION_URL.

@@ -654,7 +654,47 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
         "{}",
         read.body
     );
-    let second_logs = server.shutdown().await;
+    let mut logs_after = vec![server.shutdown().await];
+
+    // Rotate the seal key twice (a new AWSCURRENT version; the old value
+    // becomes AWSPREVIOUS), starting the function after each: it unseals
+    // with the previous key, and the server wraps its keys with the current
+    // one, so after the second rotation, which forgets the first key, it
+    // still unseals; the data stays.
+    let mut rotated_keys = Vec::new();
+    for round in 1..=2u8 {
+        let key = B64.encode([round.wrapping_mul(41); 32]);
+        sm.put_secret_value()
+            .secret_id("vault-server/seal-key")
+            .secret_string(&key)
+            .send()
+            .await
+            .unwrap();
+        rotated_keys.push(key);
+        let server = deployment.start_server(&[]).await;
+        let gw = Gateway {
+            authorizer: &authorizer,
+            server: &server,
+        };
+        let read = gw
+            .http(
+                "GET",
+                "/v1/secret/data/app",
+                GATEWAY_TOKEN,
+                Some(&root_token),
+                None,
+            )
+            .await;
+        assert_eq!(
+            read.body["data"]["data"]["password"],
+            SECRET_VALUE,
+            "after rotation {round}: {} {}\n{}",
+            read.status,
+            read.body,
+            server.logs()
+        );
+        logs_after.push(server.shutdown().await);
+    }
 
     // A wrong seal key: the function never serves; the init error carries
     // the server's own words.
@@ -678,9 +718,11 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
     );
     let wrong_logs = wrong.shutdown().await;
 
-    for logs in [&first_logs, &second_logs, &wrong_logs] {
+    for logs in logs_after.iter().chain([&first_logs, &wrong_logs]) {
         for secret in [
             seal_key.as_str(),
+            rotated_keys[0].as_str(),
+            rotated_keys[1].as_str(),
             root_token.as_str(),
             postgres.password(),
             GATEWAY_TOKEN,
