@@ -24,6 +24,18 @@ pub struct SecretError {
     pub not_found: bool,
 }
 
+impl SecretError {
+    /// A secret that was read but cannot be used.
+    fn invalid(variable: &'static str, secret_id: &str, problem: String) -> Self {
+        Self {
+            variable,
+            secret_id: secret_id.to_owned(),
+            problem,
+            not_found: false,
+        }
+    }
+}
+
 /// Reads the secrets `config` names.
 pub async fn fetch(client: &Client, config: &ServerConfig) -> Result<ServerSecrets, SecretError> {
     let mut secrets = ServerSecrets::default();
@@ -33,12 +45,7 @@ pub async fn fetch(client: &Client, config: &ServerConfig) -> Result<ServerSecre
     } = &config.seal
     {
         const VARIABLE: &str = "VAULT_SERVER_SEAL_KEY_SECRET_ID";
-        let invalid = |problem: String| SecretError {
-            variable: VARIABLE,
-            secret_id: key_secret_id.clone(),
-            problem,
-            not_found: false,
-        };
+        let invalid = |problem: String| SecretError::invalid(VARIABLE, key_secret_id, problem);
         let current = get(client, VARIABLE, key_secret_id, None).await?;
         secrets.seal_key = Some(seal_key(current.string, current.binary).map_err(invalid)?);
         match key_id {
@@ -75,19 +82,17 @@ pub async fn fetch(client: &Client, config: &ServerConfig) -> Result<ServerSecre
                 let string = get(client, "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID", id, None)
                     .await?
                     .string;
-                let string = string.ok_or_else(|| SecretError {
-                    variable: "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
-                    secret_id: id.clone(),
-                    problem: "it has no SecretString; expected a postgres:// URL or an RDS \
+                let string = string.ok_or_else(|| {
+                    SecretError::invalid(
+                        "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
+                        id,
+                        "it has no SecretString; expected a postgres:// URL or an RDS \
                               secret's JSON"
-                        .into(),
-                    not_found: false,
+                            .into(),
+                    )
                 })?;
-                pg_url(&string).map_err(|problem| SecretError {
-                    variable: "VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID",
-                    secret_id: id.clone(),
-                    problem,
-                    not_found: false,
+                pg_url(&string).map_err(|problem| {
+                    SecretError::invalid("VAULT_SERVER_PG_CONNECTION_URL_SECRET_ID", id, problem)
                 })?
             }
         });

@@ -203,6 +203,20 @@ impl Gateway<'_> {
     }
 }
 
+impl Gateway<'_> {
+    /// `GET secret/data/app` with the right gateway token and `vault_token`.
+    async fn read_app(&self, vault_token: &str) -> Answer {
+        self.http(
+            "GET",
+            "/v1/secret/data/app",
+            GATEWAY_TOKEN,
+            Some(vault_token),
+            None,
+        )
+        .await
+    }
+}
+
 async fn invoke_server(server: &Rie, event: &Value) -> Value {
     let (status, body) = server.invoke(event).await;
     assert_eq!(status, 200, "{body}\n{}", server.logs());
@@ -468,15 +482,7 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let read = gw
-        .http(
-            "GET",
-            "/v1/secret/data/app",
-            GATEWAY_TOKEN,
-            Some(&root_token),
-            None,
-        )
-        .await;
+    let read = gw.read_app(&root_token).await;
     assert_eq!(read.status, 200, "{}", read.body);
     assert_eq!(read.body["data"]["data"]["password"], SECRET_VALUE);
 
@@ -640,15 +646,7 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
         health.body
     );
     assert_eq!(health.body["sealed"], false);
-    let read = gw
-        .http(
-            "GET",
-            "/v1/secret/data/app",
-            GATEWAY_TOKEN,
-            Some(&root_token),
-            None,
-        )
-        .await;
+    let read = gw.read_app(&root_token).await;
     assert_eq!(
         read.body["data"]["data"]["password"], SECRET_VALUE,
         "{}",
@@ -676,15 +674,7 @@ async fn openbao_in_lambda_initializes_once_serves_through_the_authorizer_and_un
             authorizer: &authorizer,
             server: &server,
         };
-        let read = gw
-            .http(
-                "GET",
-                "/v1/secret/data/app",
-                GATEWAY_TOKEN,
-                Some(&root_token),
-                None,
-            )
-            .await;
+        let read = gw.read_app(&root_token).await;
         assert_eq!(
             read.body["data"]["data"]["password"],
             SECRET_VALUE,
